@@ -1,0 +1,1 @@
+"""Lesion masks (label volumes) with revisions, the slice editor and the review workflow."""

@@ -1,0 +1,1 @@
+"""Cases, studies, series and volumes; DICOM/NIfTI ingestion, de-identification, rendering."""

@@ -1,0 +1,110 @@
+"""Series writes: register a voxel array as a series with its stored volume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.utils.translation import gettext as _
+
+from cases import storage
+from cases.models import Case, Series, Study, Volume
+from strokeaid_site.errors import ApplicationError
+
+# Stored voxel types: integers keep DICOM's stored values after rescale when they fit, floats
+# keep ADC maps and rescaled data exactly; everything else is converted to float32.
+_STORED_DTYPES = {np.dtype(t) for t in ("uint8", "int16", "uint16", "int32", "float32")}
+
+
+def default_window(array: np.ndarray) -> tuple[float, float]:
+    """Window centre/width from the 1st-99.5th percentile of the non-background voxels.
+
+    Percentiles rather than min/max: a few hot voxels (or a DWI T2 shine-through) must not
+    wash out the whole image.
+    """
+    sample = np.asarray(array[:: max(1, array.shape[0] // 8)], dtype=np.float32)
+    foreground = sample[sample > np.percentile(sample, 20)]
+    if foreground.size == 0:
+        foreground = sample.ravel()
+    lo, hi = np.percentile(foreground, [1.0, 99.5])
+    width = float(max(hi - lo, 1e-3))
+    return float(lo + width / 2), width
+
+
+def affine_from_geometry(spacing: tuple[float, float, float]) -> list[list[float]]:
+    """A plain diagonal affine (x, y, z voxel -> mm) when the source gave none."""
+    z, y, x = spacing
+    return [[x, 0, 0, 0], [0, y, 0, 0], [0, 0, z, 0], [0, 0, 0, 1]]
+
+
+def series_create_from_array(
+    *,
+    case: Case,
+    kind: str,
+    array: np.ndarray,
+    spacing: tuple[float, float, float],
+    affine: list[list[float]] | np.ndarray | None = None,
+    source: str = Series.Source.NIFTI,
+    series_uid: str,
+    study: Study | None = None,
+    description: str = "",
+    header: dict[str, Any] | None = None,
+    quarantine_reason: str = "",
+) -> Series:
+    """Stores ``array`` (z, y, x) as a new series of ``case`` and returns it.
+
+    Preconditions: ``array`` is 3-D with at least one voxel, ``spacing`` is (z, y, x) mm and
+    positive, ``series_uid`` is already de-identified. The volume file is written before the
+    rows; if the rows cannot be written the file is removed, so nothing half-made remains.
+    Call it inside ``storage.transactional()`` when creating several series at once: then a
+    later failure removes this series' file too.
+    """
+    if kind not in Series.Kind.values:
+        raise ApplicationError(_("Unknown series kind."), {"kind": kind})
+    if array.ndim != 3 or min(array.shape) < 1:
+        raise ApplicationError(_("A series must be a 3-D volume."), {"shape": list(array.shape)})
+    if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise ApplicationError(
+            _("Voxel spacing must be three positive numbers."), {"spacing": list(spacing)}
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ApplicationError(_("The volume contains NaN or infinite values."), {})
+    if array.dtype not in _STORED_DTYPES:
+        array = array.astype(np.float32)
+    if affine is None:
+        affine = affine_from_geometry(spacing)
+    center, width = default_window(array)
+    with storage.transactional():
+        series = Series.objects.create(
+            case=case,
+            study=study,
+            series_uid=series_uid,
+            kind=kind,
+            source=source,
+            description=description[:200],
+            shape=[int(n) for n in array.shape],
+            spacing=[float(s) for s in spacing],
+            affine=np.asarray(affine, dtype=float).tolist(),
+            header=header or {},
+            window_center=center,
+            window_width=width,
+            quarantined=bool(quarantine_reason),
+            quarantine_reason=quarantine_reason[:200],
+        )
+        key, digest, nbytes = storage.write_array(
+            storage.volume_key(series_id=series.pk, digest=series_uid.replace(".", "")[-16:]),
+            array,
+        )
+        Volume.objects.create(
+            series=series,
+            key=key,
+            dtype=str(array.dtype),
+            sha256=digest,
+            nbytes=nbytes,
+            min_value=float(array.min()),
+            max_value=float(array.max()),
+        )
+        if case.status == Case.Status.NEW:
+            Case.objects.filter(pk=case.pk).update(status=Case.Status.IMAGED)
+            case.status = Case.Status.IMAGED
+    return series

@@ -1,0 +1,1 @@
+"""Datasets and splits, U-Net training and prediction tasks, model registry, metrics, review."""

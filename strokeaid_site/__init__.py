@@ -1,0 +1,1 @@
+"""Stroke AID Django project: settings, URL routing, ASGI entry point and shared plumbing."""

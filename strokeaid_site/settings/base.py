@@ -1,0 +1,266 @@
+"""Settings shared by every environment, driven by environment variables (12-factor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env(
+    DEBUG=(bool, False),
+    ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost"]),
+    CSRF_TRUSTED_ORIGINS=(list, []),
+    REDIS_URL=(str, ""),
+    STROKEAID_DATA_DIR=(str, str(BASE_DIR / "data")),
+    STORAGE_BACKEND=(str, "local"),
+    LOG_FORMAT=(str, "text"),
+    LOG_LEVEL=(str, "INFO"),
+)
+# A .env file next to manage.py is read when present; real environment variables win.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me")
+DEBUG = env("DEBUG")
+ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "channels",
+    "accounts",
+    "cases",
+    "annotation",
+    "inference",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "strokeaid_site.middleware.UserLanguageMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "strokeaid_site.urls"
+ASGI_APPLICATION = "strokeaid_site.asgi.application"
+WSGI_APPLICATION = "strokeaid_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "strokeaid_site.context_processors.roles",
+            ],
+        },
+    },
+]
+
+DATA_DIR = Path(env("STROKEAID_DATA_DIR")).resolve()
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'strokeaid.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # WAL + a busy timeout let the web process and the task worker share one SQLite file.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "cases:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("ru", _("Russian"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# npm packages (Cornerstone and friends) are served from node_modules as /static/vendor/...
+if (BASE_DIR / "node_modules").is_dir():
+    STATICFILES_DIRS.append(("vendor", BASE_DIR / "node_modules"))
+
+REDIS_URL = env("REDIS_URL")
+
+# --- Storage -------------------------------------------------------------------------------
+# Local disk under STROKEAID_DATA_DIR by default; "s3" selects django-storages' S3 backend
+# (any S3-compatible object store) for volumes, masks, models and exports.
+STORAGE_BACKEND = env("STORAGE_BACKEND")
+if STORAGE_BACKEND == "s3":
+    _data_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("S3_BUCKET", default="strokeaid"),
+            "endpoint_url": env("S3_ENDPOINT_URL", default=None),
+            "access_key": env("S3_ACCESS_KEY_ID", default=None),
+            "secret_key": env("S3_SECRET_ACCESS_KEY", default=None),
+            "region_name": env("S3_REGION", default=None),
+            "default_acl": None,
+            "file_overwrite": True,
+        },
+    }
+else:
+    _data_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "store")},
+    }
+STORAGES = {
+    "default": _data_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Channels (websockets) ----------------------------------------------------------------
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Caches ------------------------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "strokeaid",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Background tasks (django-q2) ---------------------------------------------------------
+# Two queues share one broker: "default" for ingestion, prediction and export, and "training"
+# (started with Q_CLUSTER_NAME=training) for long training runs, so a training never blocks
+# predictions. Training: retry above timeout and a single attempt, so a killed worker never
+# starts a second copy of the same run.
+_Q_BROKER: dict[str, object] = {"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}
+_TRAINING_TIMEOUT = env.int("Q_TRAINING_TIMEOUT", default=6 * 3600)
+Q_CLUSTER = {
+    "name": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=1800),
+    "retry": env.int("Q_RETRY", default=1900),
+    "max_attempts": 1,
+    "queue_limit": 50,
+    "bulk": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 500,
+    "poll": 0.5,
+    "label": "Tasks",
+    **_Q_BROKER,
+    "ALT_CLUSTERS": {
+        "training": {
+            "workers": 1,
+            "timeout": _TRAINING_TIMEOUT,
+            "retry": _TRAINING_TIMEOUT + 600,
+            "max_attempts": 1,
+        },
+    },
+}
+TRAINING_QUEUE = "training"
+
+# --- REST framework -----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "strokeaid_site.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"token": "20/min"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Stroke AID API",
+    "DESCRIPTION": "Cases, images, masks, predictions, training runs and exports.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Uploads ------------------------------------------------------------------------------
+# Django's own cap on in-memory request bodies; files stream to a temp dir above 10 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 4000
+
+# --- App tunables (read through strokeaid_site.conf.app_settings) --------------------------
+STROKEAID = {
+    "DATA_DIR": DATA_DIR,
+    "MAX_UPLOAD_BYTES": env.int("STROKEAID_MAX_UPLOAD_BYTES", default=1024 * 1024 * 1024),
+    "MAX_UPLOAD_FILES": env.int("STROKEAID_MAX_UPLOAD_FILES", default=3000),
+    "ASYNC_UPLOAD_BYTES": env.int("STROKEAID_ASYNC_UPLOAD_BYTES", default=32 * 1024 * 1024),
+    "ZIP_MAX_ENTRIES": env.int("STROKEAID_ZIP_MAX_ENTRIES", default=5000),
+    "ZIP_MAX_TOTAL_BYTES": env.int("STROKEAID_ZIP_MAX_TOTAL_BYTES", default=4 * 1024**3),
+    "ZIP_MAX_RATIO": env.int("STROKEAID_ZIP_MAX_RATIO", default=200),
+    "UID_SECRET": env("STROKEAID_UID_SECRET", default=SECRET_KEY),
+    "UID_ROOT": env("STROKEAID_UID_ROOT", default="2.25"),
+    "DEVICE": env("STROKEAID_DEVICE", default="auto"),
+}
+
+# --- Logging ------------------------------------------------------------------------------
+LOG_FORMAT = env("LOG_FORMAT")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "strokeaid_site.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
+    "loggers": {"django_q": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}
+
+# Reverse proxies (Ingress, nginx) terminate TLS and forward the original host and scheme.
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

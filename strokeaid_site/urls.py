@@ -1,0 +1,33 @@
+"""Root URL configuration: pages, the REST API under /api/, schema and health."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+import annotation.urls
+import cases.urls
+import inference.urls
+from accounts.apis import TokenObtainApi
+
+from .health import healthz
+
+api_urlpatterns = [
+    path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include((cases.urls.api_urlpatterns, "cases"), namespace="cases-api")),
+    path("", include((annotation.urls.api_urlpatterns, "annotation"), namespace="annotation-api")),
+    path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/", include(api_urlpatterns)),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("annotation/", include("annotation.urls")),
+    path("models/", include("inference.urls")),
+    path("", include("cases.urls")),
+]

@@ -1,0 +1,106 @@
+"""Fixtures shared by every test module: users per role, API clients, browser launch args."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    def _make(*roles: str, username: str | None = None, **kwargs: Any) -> Any:
+        extra = {"username": username} if username else {}
+        return UserFactory(roles=list(roles), **extra, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def neurologist(make_user: Callable[..., Any]) -> Any:
+    return make_user("neurologist", username="neuro")
+
+
+@pytest.fixture
+def neurologist2(make_user: Callable[..., Any]) -> Any:
+    return make_user("neurologist", username="neuro2")
+
+
+@pytest.fixture
+def reviewer(make_user: Callable[..., Any]) -> Any:
+    return make_user("reviewer", username="senior")
+
+
+@pytest.fixture
+def data_manager(make_user: Callable[..., Any]) -> Any:
+    return make_user("data_manager", username="curator")
+
+
+@pytest.fixture
+def clinician(make_user: Callable[..., Any]) -> Any:
+    return make_user("clinician", username="doctor")
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], APIClient]:
+    """An API client authenticated with the user's token (as outside clients are)."""
+
+    def _client(user: Any) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return _client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+# --- Browser (pytest-playwright with Debian's Chromium) -------------------------------------
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (make test installs it)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    """Saves a screenshot of the page when a browser test fails (CI keeps test-artifacts/)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "page" in getattr(item, "funcargs", {}):
+        page = item.funcargs["page"]
+        # The page may already be closed: a missing screenshot must not hide the failure.
+        with contextlib.suppress(Exception):
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{item.name}.png"), full_page=True)
