@@ -104,3 +104,57 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         with contextlib.suppress(Exception):
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{item.name}.png"), full_page=True)
+
+
+# --- Phantom cases ---------------------------------------------------------------------------
+# A small synthetic case (DWI/ADC/FLAIR, 8 x 64 x 64) stored through the real series service.
+# Shared by every app's tests: `phantom_case` (the Case, with `.phantom` = the PhantomCase and
+# its ground-truth mask) and `phantom_series` ({"DWI": Series, "ADC": ..., "FLAIR": ...}).
+PHANTOM_SHAPE = (8, 64, 64)
+PHANTOM_SEED = 7
+PHANTOM_ETIOLOGY = "cardioembolic"
+
+
+@pytest.fixture(scope="session")
+def phantom_arrays() -> Any:
+    """The generated phantom (generated once per test session; treat as read-only)."""
+    from cases.phantoms import generate_case
+
+    return generate_case(etiology=PHANTOM_ETIOLOGY, seed=PHANTOM_SEED, shape=PHANTOM_SHAPE)
+
+
+@pytest.fixture
+def phantom_case(db: Any, neurologist: Any, phantom_arrays: Any) -> Any:
+    """A confirmed cardioembolic case created by ``neurologist`` with DWI, ADC and FLAIR."""
+    from cases.models import Series
+    from cases.services.case import case_create
+    from cases.services.series import series_create_from_array
+
+    phantom = phantom_arrays
+    case = case_create(
+        user=neurologist, code="PH-0007", etiology=PHANTOM_ETIOLOGY, confirmed=True
+    )
+    for index, kind in enumerate(("DWI", "ADC", "FLAIR"), start=1):
+        series_create_from_array(
+            case=case,
+            kind=kind,
+            array=phantom.images[kind],
+            spacing=phantom.spacing,
+            affine=phantom.affine,
+            source=Series.Source.NIFTI,
+            series_uid=f"2.25.{PHANTOM_SEED}00{index}",
+            description=f"Phantom {kind}",
+        )
+    case.refresh_from_db()
+    case.phantom = phantom
+    return case
+
+
+@pytest.fixture
+def phantom_series(phantom_case: Any) -> dict[str, Any]:
+    """The phantom case's series by kind, volumes joined."""
+    from cases.models import Series
+
+    return {
+        s.kind: s for s in Series.objects.filter(case=phantom_case).select_related("volume")
+    }

@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "strokeaid_site.context_processors.roles",
+                "strokeaid_site.navigation.nav_items",
             ],
         },
     },

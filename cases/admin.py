@@ -1,0 +1,165 @@
+"""Admin for label sets, cases, studies, series, volumes, uploads and the audit trail.
+
+Writes that have a service go through it (case edits keep the audit trail); image data and
+the de-identified header are read-only here: they come only from ingestion.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from cases.models import AuditEvent, Case, Label, LabelSet, Series, Study, UploadJob, Volume
+from cases.services.case import case_delete, case_update
+
+
+class LabelInline(admin.TabularInline):
+    model = Label
+    extra = 0
+    fields = ("value", "name", "titles", "color", "description")
+
+
+@admin.register(LabelSet)
+class LabelSetAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    inlines = [LabelInline]
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ("value", "name", "title", "swatch", "label_set")
+    list_filter = ("label_set",)
+    search_fields = ("name",)
+
+    @admin.display(description=_("colour"))
+    def swatch(self, obj: Label) -> str:
+        return format_html(
+            '<span style="display:inline-block;width:1em;height:1em;background:{}"></span> {}',
+            obj.color,
+            obj.color,
+        )
+
+
+class SeriesInline(admin.TabularInline):
+    model = Series
+    extra = 0
+    fields = ("kind", "shape", "spacing", "quarantined", "description")
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    list_display = ("code", "etiology", "confirmed", "status", "created_by", "updated_at")
+    list_filter = ("status", "confirmed", "etiology")
+    search_fields = ("code", "note")
+    list_select_related = ("etiology", "created_by")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+    inlines = [SeriesInline]
+
+    def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+            super().save_model(request, obj, form, change)
+            return
+        data = {
+            name: form.cleaned_data[name]
+            for name in ("code", "confirmed", "note", "status")
+            if name in form.changed_data
+        }
+        if "etiology" in form.changed_data:
+            etiology = form.cleaned_data["etiology"]
+            data["etiology"] = etiology.name if etiology else None
+        case = Case.objects.get(pk=obj.pk)
+        case_update(user=request.user, case=case, data=data)
+
+    def delete_model(self, request: HttpRequest, obj: Case) -> None:
+        case_delete(user=request.user, case=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for case in queryset:
+            case_delete(user=request.user, case=case)
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("study_uid", "case", "description", "created_at")
+    search_fields = ("study_uid", "case__code")
+    list_select_related = ("case",)
+    readonly_fields = ("case", "study_uid", "created_at")
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin):
+    list_display = ("id", "case", "kind", "source", "shape_text", "quarantined", "created_at")
+    list_filter = ("kind", "source", "quarantined")
+    search_fields = ("case__code", "series_uid", "description")
+    list_select_related = ("case",)
+    # Geometry and the de-identified header come from ingestion and are never edited by hand.
+    readonly_fields = (
+        "case",
+        "study",
+        "series_uid",
+        "kind",
+        "source",
+        "shape",
+        "spacing",
+        "affine",
+        "header_pretty",
+        "created_at",
+    )
+    exclude = ("header",)
+
+    @admin.display(description=_("shape"))
+    def shape_text(self, obj: Series) -> str:
+        return "×".join(str(n) for n in obj.shape)
+
+    @admin.display(description=_("header"))
+    def header_pretty(self, obj: Series) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.header, indent=2, sort_keys=True))
+
+
+@admin.register(Volume)
+class VolumeAdmin(admin.ModelAdmin):
+    list_display = ("series", "dtype", "nbytes", "sha256", "created_at")
+    search_fields = ("sha256", "key", "series__case__code")
+    list_select_related = ("series__case",)
+    readonly_fields = [f.name for f in Volume._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(UploadJob)
+class UploadJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "case", "status", "progress", "created_by", "created_at", "finished_at")
+    list_filter = ("status",)
+    search_fields = ("case__code",)
+    list_select_related = ("case", "created_by")
+    readonly_fields = [f.name for f in UploadJob._meta.fields]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "actor", "verb", "target_type", "target_id", "case")
+    list_filter = ("verb", "target_type")
+    search_fields = ("verb", "target_id", "case__code", "actor__username")
+    list_select_related = ("actor", "case")
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,215 @@
+"""Pages of the cases app: the case list (with filters and a "New case" form) and a case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from cases.models import Case, Series
+from cases.panels import case_actions_for, case_panels_render
+from cases.selectors import (
+    case_can_create,
+    case_can_write,
+    case_get_for_user,
+    case_list_for_user,
+    labels_active,
+    series_list_for_case,
+)
+from cases.services.case import case_create, case_update
+from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError
+
+PAGE_SIZE = 25
+THUMBNAIL_SIZE = 160
+
+
+def _etiology_choices(empty_label: Any) -> list[tuple[str, Any]]:
+    return [("", empty_label)] + [(label.name, label.title) for label in labels_active()]
+
+
+class CaseFilterForm(forms.Form):
+    q = forms.CharField(label=gettext_lazy("Code"), required=False)
+    etiology = forms.ChoiceField(label=gettext_lazy("Etiology"), required=False)
+    confirmed = forms.ChoiceField(
+        label=gettext_lazy("Confirmed"),
+        required=False,
+        choices=[
+            ("", gettext_lazy("Any")),
+            ("true", gettext_lazy("Confirmed")),
+            ("false", gettext_lazy("Not confirmed")),
+        ],
+    )
+    status = forms.ChoiceField(
+        label=gettext_lazy("Status"),
+        required=False,
+        choices=[("", gettext_lazy("Any")), *Case.Status.choices],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["etiology"].choices = [*_etiology_choices(_("Any")), ("none", _("Not set"))]
+
+
+class CaseForm(forms.Form):
+    """New case and case edit: the fields the public contract lets a client set."""
+
+    code = forms.CharField(
+        label=gettext_lazy("Code"),
+        max_length=64,
+        help_text=gettext_lazy("A pseudonym such as SA-0042: never a name."),
+    )
+    etiology = forms.ChoiceField(label=gettext_lazy("Etiology"), required=False)
+    confirmed = forms.BooleanField(label=gettext_lazy("Confirmed"), required=False)
+    note = forms.CharField(
+        label=gettext_lazy("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["etiology"].choices = _etiology_choices(_("Not set"))
+
+
+class CaseUpdateForm(CaseForm):
+    status = forms.ChoiceField(label=gettext_lazy("Status"), choices=Case.Status.choices)
+
+
+def _form_error(form: forms.Form, error: ApplicationError) -> None:
+    field = error.extra.get("field")
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+@login_required
+@require_GET
+def case_list(request: HttpRequest) -> HttpResponse:
+    return _case_list_page(request, CaseForm() if case_can_create(user=request.user) else None)
+
+
+def _case_list_page(
+    request: HttpRequest, create_form: CaseForm | None, status: int = 200
+) -> HttpResponse:
+    filter_form = CaseFilterForm(request.GET or None)
+    filters = filter_form.cleaned_data if filter_form.is_valid() else {}
+    paginator = Paginator(case_list_for_user(user=request.user, filters=filters), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filter_form": filter_form,
+        "page": page,
+        "cases": page.object_list,
+        "query": query.urlencode(),
+        "create_form": create_form,
+    }
+    return render(request, "cases/list.html", context, status=status)
+
+
+@login_required
+@require_POST
+def case_create_view(request: HttpRequest) -> HttpResponse:
+    if not case_can_create(user=request.user):
+        raise PermissionDenied(_("Your role may not create cases."))
+    form = CaseForm(request.POST)
+    if form.is_valid():
+        try:
+            case = case_create(
+                user=request.user,
+                code=form.cleaned_data["code"],
+                etiology=form.cleaned_data["etiology"] or None,
+                confirmed=form.cleaned_data["confirmed"],
+                note=form.cleaned_data["note"],
+            )
+        except ApplicationError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, _("Case %(code)s created.") % {"code": case.code})
+            return redirect("cases:detail", case_id=case.pk)
+    return _case_list_page(request, form, status=400)
+
+
+def _page_case(request: HttpRequest, case_id: int, *, for_write: bool = False) -> Case:
+    try:
+        return case_get_for_user(user=request.user, case_id=case_id, for_write=for_write)
+    except NotFoundError as error:
+        raise Http404(error.message) from error
+    except ForbiddenError as error:
+        raise PermissionDenied(error.message) from error
+
+
+def _link(url_name: str, case: Case, fallback: str) -> str:
+    """A teammate's page when its route exists, its documented path otherwise."""
+    try:
+        return reverse(url_name, args=[case.pk])
+    except NoReverseMatch:
+        return fallback
+
+
+def _thumbnail(series: Series) -> str:
+    middle = int(series.shape[0]) // 2
+    url = reverse("cases-api:series-slice-png", args=[series.pk, middle])
+    return f"{url}?size={THUMBNAIL_SIZE}"
+
+
+@login_required
+@require_GET
+def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _page_case(request, case_id)
+    return _case_detail_page(request, case)
+
+
+def _case_detail_page(
+    request: HttpRequest, case: Case, form: CaseUpdateForm | None = None, status: int = 200
+) -> HttpResponse:
+    can_write = case_can_write(user=request.user, case=case)
+    if can_write and form is None:
+        form = CaseUpdateForm(
+            initial={
+                "code": case.code,
+                "etiology": case.etiology.name if case.etiology else "",
+                "confirmed": case.confirmed,
+                "note": case.note,
+                "status": case.status,
+            }
+        )
+    series = [
+        {"series": s, "thumbnail": _thumbnail(s), "middle": int(s.shape[0]) // 2}
+        for s in series_list_for_case(case=case)
+    ]
+    context = {
+        "case": case,
+        "series_list": series,
+        "can_write": can_write,
+        "form": form if can_write else None,
+        "upload_url": _link("cases:upload", case, f"/cases/{case.pk}/upload/"),
+        "editor_url": _link("annotation:editor", case, f"/annotation/cases/{case.pk}/"),
+        "actions": case_actions_for(request, case),
+        "panels": case_panels_render(request, case),
+    }
+    return render(request, "cases/detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def case_update_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _page_case(request, case_id, for_write=True)
+    form = CaseUpdateForm(request.POST)
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        data["etiology"] = data["etiology"] or None
+        try:
+            case_update(user=request.user, case=case, data=data)
+        except ApplicationError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, _("Case saved."))
+            return redirect("cases:detail", case_id=case.pk)
+    return _case_detail_page(request, case, form, status=400)
