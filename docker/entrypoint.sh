@@ -1,0 +1,58 @@
+#!/bin/sh
+# Container entry point: one image, several roles. tini (PID 1) runs this script, and every role
+# ends in `exec`, so the long-running process receives SIGTERM from tini directly.
+#   web                  daphne: HTTP and websockets (ASGI strokeaid_site.asgi:application)
+#   worker               django-q2 cluster for the "default" queue (ingestion, prediction, export)
+#   training-worker      django-q2 cluster for the "training" queue; first marks training runs
+#                        left "running" by a killed worker as "interrupted"
+#   migrate              apply database migrations (one-shot job)
+#   wait-for-migrations  block until the database schema is current (init container)
+#   demo                 load the demo data (one-shot)
+#   anything else        run as a command, e.g. `python manage.py createsuperuser`
+set -eu
+
+# The command that marks stale training runs interrupted (inference/management/commands).
+TRAINING_REAP_COMMAND="${TRAINING_REAP_COMMAND:-training_reap}"
+
+role="${1:-web}"
+case "$role" in
+  web)
+    shift || true
+    # --proxy-headers: client address and scheme from the Ingress / reverse proxy.
+    exec daphne --bind 0.0.0.0 --port "${PORT:-8000}" --proxy-headers \
+      --websocket_timeout 86400 "$@" strokeaid_site.asgi:application
+    ;;
+  worker)
+    exec python manage.py qcluster
+    ;;
+  training-worker)
+    export Q_CLUSTER_NAME=training
+    # A worker killed after its grace period leaves its run "running" for ever; the reap marks
+    # such stale runs "interrupted" (visible to users, restartable) before taking new work.
+    python manage.py "$TRAINING_REAP_COMMAND" \
+      || echo "entrypoint: '$TRAINING_REAP_COMMAND' failed; starting the worker anyway" >&2
+    exec python manage.py qcluster
+    ;;
+  migrate)
+    exec python manage.py migrate --no-input
+    ;;
+  wait-for-migrations)
+    # `migrate --check` exits non-zero while migrations are unapplied (or the DB is down).
+    tries="${MIGRATION_WAIT_TRIES:-120}"
+    i=0
+    until python manage.py migrate --check >/dev/null 2>&1; do
+      i=$((i + 1))
+      if [ "$i" -ge "$tries" ]; then
+        echo "entrypoint: database schema still not current after $tries tries" >&2
+        exit 1
+      fi
+      sleep 5
+    done
+    ;;
+  demo)
+    exec python manage.py demo_setup
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac
