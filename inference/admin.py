@@ -1,0 +1,32 @@
+"""Admin of the inference app: read-mostly views of runs, models and predictions."""
+
+from django.contrib import admin
+
+from inference.models import DatasetSnapshot, ModelVersion, PredictionJob, TrainingRun
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "created_at", "created_by"]
+    readonly_fields = ["filters", "counts", "fractions", "seed", "label_set"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "progress", "best_epoch", "device", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = ["history", "metrics", "params", "log", "error", "task_id"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "is_active", "is_demo", "created_at"]
+    list_filter = ["is_active", "is_demo"]
+    readonly_fields = ["weights_key", "weights_sha256", "spec", "metrics", "hyperparameters"]
+
+
+@admin.register(PredictionJob)
+class PredictionJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "case", "model", "status", "etiology", "confidence", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["case", "model", "reference_series"]

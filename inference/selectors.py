@@ -1,0 +1,116 @@
+"""Reads of the inference app with their permission rules.
+
+* Training runs and dataset snapshots: data managers, neurologists and reviewers read;
+  only data managers start runs and activate models.
+* Model versions: every user with a role reads the list (clinicians see which model
+  answered them).
+* Predictions: visible with their case (``cases.selectors.case_visible_queryset``).
+
+Unknown and invisible objects are the same 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
+from cases.models import Series
+from cases.selectors import case_visible_queryset
+from inference.models import (
+    DatasetSnapshot,
+    JobStatus,
+    ModelVersion,
+    PredictionJob,
+    PredictionSeries,
+    TrainingRun,
+)
+from strokeaid_site.errors import NotFoundError
+
+User = AbstractBaseUser | AnonymousUser
+
+#: Roles that read training runs and datasets.
+TRAINING_READ_ROLES = frozenset({DATA_MANAGER, NEUROLOGIST, REVIEWER})
+
+
+def training_run_list_for_user(*, user: User) -> QuerySet[TrainingRun]:
+    if not user_roles(user) & TRAINING_READ_ROLES:
+        return TrainingRun.objects.none()
+    return TrainingRun.objects.select_related("dataset", "created_by", "model_version").order_by(
+        "-created_at", "-id"
+    )
+
+
+def training_run_get_for_user(*, user: User, run_id: int) -> TrainingRun:
+    run = training_run_list_for_user(user=user).filter(pk=run_id).first()
+    if run is None:
+        raise NotFoundError(_("Training run not found."), {"training_run": run_id})
+    return run
+
+
+def training_run_can_view(user: Any, run_id: int) -> bool:
+    """Websocket access check for ``ws/jobs/training/<id>/``."""
+    return training_run_list_for_user(user=user).filter(pk=run_id).exists()
+
+
+def dataset_list_for_user(*, user: User) -> QuerySet[DatasetSnapshot]:
+    if not user_roles(user) & TRAINING_READ_ROLES:
+        return DatasetSnapshot.objects.none()
+    return DatasetSnapshot.objects.select_related("label_set", "created_by")
+
+
+def dataset_get_for_user(*, user: User, dataset_id: int) -> DatasetSnapshot:
+    ds = dataset_list_for_user(user=user).filter(pk=dataset_id).first()
+    if ds is None:
+        raise NotFoundError(_("Dataset not found."), {"dataset": dataset_id})
+    return ds
+
+
+def model_list_for_user(*, user: User) -> QuerySet[ModelVersion]:
+    if not user_roles(user):
+        return ModelVersion.objects.none()
+    return ModelVersion.objects.select_related("run", "dataset", "label_set").order_by(
+        "-is_active", "-created_at", "-id"
+    )
+
+
+def model_get_for_user(*, user: User, model_id: int) -> ModelVersion:
+    model = model_list_for_user(user=user).filter(pk=model_id).first()
+    if model is None:
+        raise NotFoundError(_("Model not found."), {"model": model_id})
+    return model
+
+
+def _prediction_qs(*, user: User) -> QuerySet[PredictionJob]:
+    return PredictionJob.objects.filter(case__in=case_visible_queryset(user=user)).select_related(
+        "case", "model", "etiology", "reference_series"
+    )
+
+
+def prediction_get_for_user(*, user: User, prediction_id: int) -> PredictionJob:
+    job = _prediction_qs(user=user).filter(pk=prediction_id).first()
+    if job is None:
+        raise NotFoundError(_("Prediction not found."), {"prediction": prediction_id})
+    return job
+
+
+def prediction_list_for_case(*, user: User, case_id: int) -> QuerySet[PredictionJob]:
+    return _prediction_qs(user=user).filter(case_id=case_id).order_by("-created_at", "-id")
+
+
+def prediction_can_view(user: Any, job_id: int) -> bool:
+    """Websocket access check for ``ws/jobs/prediction/<id>/``."""
+    return _prediction_qs(user=user).filter(pk=job_id).exists()
+
+
+def prediction_latest_for_series(*, series: Series) -> PredictionSeries | None:
+    """The newest done prediction output of ``series`` (caller checked the series' access)."""
+    return (
+        PredictionSeries.objects.filter(series=series, job__status=JobStatus.DONE)
+        .select_related("job")
+        .order_by("-job__finished_at", "-job_id")
+        .first()
+    )

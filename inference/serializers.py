@@ -1,0 +1,131 @@
+"""Output/input serializers of the inference REST API (thin: no writes happen here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from inference.models import DatasetSnapshot, ModelVersion, PredictionJob, TrainingRun
+
+
+class DatasetOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetSnapshot
+        fields = ["id", "name", "filters", "seed", "fractions", "counts", "created_at"]
+
+
+class TrainingRunOutputSerializer(serializers.ModelSerializer):
+    model = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    dataset = DatasetOutputSerializer(read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "metrics",
+            "model",
+            "error",
+            "best_epoch",
+            "history",
+            "params",
+            "dataset",
+            "device",
+            "is_demo",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_model(self, run: TrainingRun) -> int | None:
+        version = getattr(run, "model_version", None)
+        return version.pk if version is not None else None
+
+    def get_error(self, run: TrainingRun) -> str | None:
+        return run.error or None
+
+
+class TrainingRunListSerializer(TrainingRunOutputSerializer):
+    class Meta(TrainingRunOutputSerializer.Meta):
+        fields = [f for f in TrainingRunOutputSerializer.Meta.fields if f not in {"history"}]
+
+
+class ModelOutputSerializer(serializers.ModelSerializer):
+    run = serializers.PrimaryKeyRelatedField(read_only=True)
+    dataset = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "is_active",
+            "is_demo",
+            "metrics",
+            "spec",
+            "hyperparameters",
+            "training_seconds",
+            "code_version",
+            "run",
+            "dataset",
+            "weights_sha256",
+            "weights_bytes",
+            "created_at",
+            "activated_at",
+        ]
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer):
+    etiology = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    case = serializers.PrimaryKeyRelatedField(read_only=True)
+    model = serializers.PrimaryKeyRelatedField(read_only=True)
+    reference_series = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = PredictionJob
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "etiology",
+            "confidence",
+            "probabilities",
+            "error",
+            "lesions",
+            "volumes_ml",
+            "notes",
+            "case",
+            "model",
+            "reference_series",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_etiology(self, job: PredictionJob) -> str | None:
+        return job.etiology.name if job.etiology_id else None
+
+    def get_error(self, job: PredictionJob) -> str | None:
+        return job.error or None
+
+
+class TrainingRunStartInputSerializer(serializers.Serializer):
+    """``{"epochs": n, "cases": [ids] | null, ...extra hyper-parameters}``."""
+
+    epochs = serializers.IntegerField(min_value=1, max_value=10000)
+    cases = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), allow_null=True, required=False,
+        allow_empty=False,
+    )
+    filters = serializers.DictField(required=False)
+    activate = serializers.BooleanField(required=False, default=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        known = set(self.fields)
+        # Every other key is a hyper-parameter, validated by the service.
+        value["params"] = {k: v for k, v in dict(data).items() if k not in known}
+        return value

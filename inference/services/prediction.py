@@ -1,0 +1,317 @@
+"""Predictions: request (deduplicated, 409 without an active model), execute, read results.
+
+Serving path (the same code the API, the ``predict`` command and the benchmark use):
+load volumes from storage (memory-mapped) -> the ML core's Predictor (inference mode,
+channels-last batches, ONNX Runtime on CPU when it pays) -> store the label volume and
+quantised probability maps + result rows in one storage.transactional block. Loaded
+predictors are cached per process by weights checksum, so a worker pays model loading and
+the ONNX export once, not per case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.roles import CLINICIAN, DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
+from cases import storage
+from cases.models import Case, Label, Series
+from cases.services.audit import audit_record
+from inference.ml.predictor import ModelLoadError, PredictionOutput, Predictor
+from inference.models import ACTIVE_STATES, JobStatus, ModelVersion, PredictionJob, PredictionSeries
+from inference.services.arrays import SeriesMissingError, case_volumes_load, same_grid
+from inference.services.registry import model_active_get
+from strokeaid_site.conf import app_settings
+from strokeaid_site.errors import ApplicationError, ConflictError, ForbiddenError
+from strokeaid_site.events import job_event_send
+
+logger = logging.getLogger(__name__)
+
+#: Roles that may request predictions on any visible case; clinicians on their own cases.
+PREDICT_ANY_ROLES = frozenset({NEUROLOGIST, REVIEWER, DATA_MANAGER})
+
+_CACHE_SIZE = 2
+_cache: OrderedDict[tuple[str, str], Predictor] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class ModelWeightsError(ApplicationError):
+    """The model's weights are missing or corrupt."""
+
+
+def prediction_can_request(*, user: AbstractBaseUser, case: Case) -> bool:
+    roles = user_roles(user)
+    if roles & PREDICT_ANY_ROLES:
+        return True
+    return CLINICIAN in roles and case.created_by_id == user.pk
+
+
+def _no_model_error() -> ConflictError:
+    return ConflictError(
+        _(
+            "No model is active. A data manager must train or activate one "
+            "(POST /api/training-runs/ or POST /api/models/{id}/activate/)."
+        ),
+        {
+            "training_runs": reverse("inference-api:training-run-list"),
+            "models": reverse("inference-api:model-list"),
+        },
+    )
+
+
+def _send(job: PredictionJob) -> None:
+    job_event_send(
+        "prediction",
+        job.pk,
+        {"id": job.pk, "status": job.status, "progress": job.progress, "error": job.error or None},
+    )
+
+
+def prediction_request(
+    *, user: AbstractBaseUser, case: Case, model: ModelVersion | None = None
+) -> tuple[PredictionJob, bool]:
+    """Queues a prediction of ``case`` with the active model (or ``model``).
+
+    Precondition: ``case`` came from ``case_get_for_user`` (visible to ``user``). A queued or
+    running job of the same case and model is returned instead (``created=False``).
+
+    Raises:
+        ForbiddenError: a clinician asking for someone else's case.
+        ConflictError: no model is active (409).
+        SeriesMissingError: the case has no DWI or FLAIR series (400).
+    """
+    if not prediction_can_request(user=user, case=case):
+        raise ForbiddenError(_("You may not request predictions for this case."))
+    model = model or model_active_get()
+    if model is None:
+        raise _no_model_error()
+    series = list(Series.objects.filter(case=case).select_related("volume"))
+    # Fails fast with a clear message instead of queueing a job that cannot succeed.
+    reference = _reference_or_error(case, series)
+    with transaction.atomic():
+        existing = (
+            PredictionJob.objects.select_for_update()
+            .filter(case=case, model=model, status__in=ACTIVE_STATES)
+            .first()
+        )
+        if existing is not None:
+            return existing, False
+        job = PredictionJob.objects.create(
+            case=case, model=model, created_by=user, reference_series=reference
+        )
+        audit_record(actor=user, verb="prediction.request", target=job, case=case,
+                     data={"model": model.pk})
+        job_id = job.pk
+        transaction.on_commit(lambda: _enqueue(job_id))
+    return job, True
+
+
+def _reference_or_error(case: Case, series: list[Series]) -> Series:
+    from inference.services.arrays import reference_kind, series_by_kind
+
+    chosen = series_by_kind(series)
+    kind = reference_kind(chosen)
+    if kind is None:
+        raise SeriesMissingError(
+            _(
+                "Case %(code)s has no DWI or FLAIR series: a prediction needs at least one of "
+                "them (lesions are segmented on diffusion or FLAIR images)."
+            )
+            % {"code": case.code},
+            {"case": case.pk, "series_kinds": sorted(chosen)},
+        )
+    return chosen[kind]
+
+
+def _enqueue(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    task_id = async_task(
+        "inference.tasks.prediction_execute", job_id, task_name=f"prediction-{job_id}",
+        group="prediction",
+    )
+    PredictionJob.objects.filter(pk=job_id, task_id="").update(task_id=str(task_id or ""))
+
+
+def predictor_for(model: ModelVersion, *, device: str | None = None) -> Predictor:
+    """A loaded Predictor for ``model`` (cached per process by weights checksum).
+
+    Raises:
+        ModelWeightsError: weights missing, checksum mismatch or unreadable.
+    """
+    cache_key = (model.weights_key, model.weights_sha256)
+    with _cache_lock:
+        cached = _cache.get(cache_key)
+        if cached is not None:
+            _cache.move_to_end(cache_key)
+            return cached
+    if not storage.exists(model.weights_key):
+        raise ModelWeightsError(
+            _("The weights file of model %(name)s is missing.") % {"name": model.name},
+            {"model": model.pk},
+        )
+    with storage.as_local_file(model.weights_key) as path:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != model.weights_sha256:
+            raise ModelWeightsError(
+                _(
+                    "The weights file of model %(name)s is corrupt (checksum mismatch); "
+                    "retrain or activate another model."
+                )
+                % {"name": model.name},
+                {"model": model.pk},
+            )
+        try:
+            predictor = Predictor.load(
+                path, device=device or app_settings.DEVICE, backend="auto",
+                keep_probability_maps=True,
+            )
+        except ModelLoadError as exc:
+            raise ModelWeightsError(
+                _("The weights of model %(name)s cannot be loaded: %(error)s")
+                % {"name": model.name, "error": exc},
+                {"model": model.pk},
+            ) from exc
+    with _cache_lock:
+        _cache[cache_key] = predictor
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return predictor
+
+
+def predictor_cache_clear() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _quantise(maps: Any) -> np.ndarray:
+    # 0..255 keeps probability overlays at 0.4 % resolution for a quarter of float32's size.
+    return np.clip(np.rint(np.asarray(maps, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def prediction_execute(*, job_id: int) -> PredictionJob:
+    """Runs job ``job_id`` (worker task or foreground). Failures mark the job failed."""
+    claimed = PredictionJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0.05
+    )
+    job = PredictionJob.objects.select_related("case", "model").get(pk=job_id)
+    if not claimed:
+        return job
+    _send(job)
+    try:
+        output = prediction_run(job=job)
+        job.refresh_from_db()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported on the job row
+        message = exc.message if isinstance(exc, ApplicationError) else (
+            _("Prediction failed: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+        )
+        logger.exception("prediction %s failed", job_id)
+        PredictionJob.objects.filter(pk=job_id).update(
+            status=JobStatus.FAILED, error=str(message)[:4000], finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+    else:
+        logger.info("prediction %s done in %.2fs", job_id, output.timings.get("total", 0.0))
+    _send(job)
+    return job
+
+
+def prediction_run(*, job: PredictionJob) -> PredictionOutput:
+    """Predicts and stores the results of ``job`` (all or nothing)."""
+    model = job.model
+    case = job.case
+    series = list(Series.objects.filter(case=case).select_related("volume"))
+    vols = case_volumes_load(case=case, series=series)
+    predictor = predictor_for(model)
+    output = predictor.predict(vols.volumes, vols.spacing)
+    prediction_store(job=job, output=output, reference=vols.reference, series=series,
+                     resampled=vols.resampled)
+    return output
+
+
+def prediction_store(
+    *,
+    job: PredictionJob,
+    output: PredictionOutput,
+    reference: Series,
+    series: list[Series],
+    resampled: list[str] | None = None,
+) -> PredictionJob:
+    """Writes the label volume, probability maps and result rows of a finished prediction."""
+    labels = {lab.value: lab for lab in Label.objects.filter(label_set=job.model.label_set)}
+    name = {v: (labels[v].name if v in labels else str(v)) for v in output.probabilities}
+    on_grid = [s for s in series if s.kind != "CT" and same_grid(s, reference)]
+    notes = list(output.notes)
+    if resampled:
+        notes.append(f"Resampled onto the {reference.kind} grid: {', '.join(resampled)}.")
+    with storage.transactional():
+        labels_key, _sha, _n = storage.write_array(
+            storage.prediction_key(prediction_id=job.pk, series_id=reference.pk,
+                                   name="labels.npy"),
+            np.ascontiguousarray(output.label_volume, dtype=np.uint8),
+        )
+        probs_key = ""
+        if output.probability_maps is not None:
+            probs_key, _sha, _n = storage.write_array(
+                storage.prediction_key(prediction_id=job.pk, series_id=reference.pk,
+                                       name="probabilities.npy"),
+                _quantise(output.probability_maps),
+            )
+        PredictionSeries.objects.bulk_create(
+            [
+                PredictionSeries(
+                    job=job, series=s, labels_key=labels_key, probabilities_key=probs_key,
+                    shape=[int(n) for n in output.label_volume.shape],
+                )
+                for s in on_grid
+            ]
+        )
+        etiology = labels.get(output.etiology) if output.etiology is not None else None
+        PredictionJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.DONE,
+            progress=1.0,
+            reference_series=reference,
+            etiology=etiology,
+            confidence=float(output.confidence) if etiology is not None else None,
+            probabilities={name[v]: float(p) for v, p in output.probabilities.items()},
+            volumes_ml={name.get(v, str(v)): round(float(ml), 4)
+                        for v, ml in output.lesion_volume_ml.items()},
+            lesions={
+                "count": output.n_lesions,
+                "total_ml": round(float(output.total_lesion_volume_ml), 4),
+                "removed_small": output.removed_components,
+                "items": [
+                    {
+                        "index": les.index,
+                        "label": name.get(les.label, str(les.label)),
+                        "voxels": les.voxels,
+                        "volume_ml": round(les.volume_ml, 4),
+                        "centroid": [round(c, 2) for c in les.centroid],
+                        "bbox": list(les.bbox),
+                    }
+                    for les in output.lesions
+                ],
+            },
+            notes=notes,
+            timings={k: round(v, 4) for k, v in output.timings.items()},
+            finished_at=timezone.now(),
+        )
+    return job
+
+
+def prediction_label_volume(*, job: PredictionJob) -> np.ndarray:
+    """The stored uint8 (z, y, x) label volume of a done job."""
+    out = job.outputs.filter(series_id=job.reference_series_id).first() or job.outputs.first()
+    if out is None:
+        raise ApplicationError(_("This prediction has no stored result."), {"prediction": job.pk})
+    return storage.read_array(out.labels_key)

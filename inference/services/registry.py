@@ -1,0 +1,143 @@
+"""The model registry: register a trained model (weights + row, all or nothing), activate one."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.roles import DATA_MANAGER, has_role
+from cases import storage
+from cases.models import LabelSet
+from cases.services.audit import audit_record
+from inference.models import DatasetSnapshot, ModelVersion, TrainingRun
+from strokeaid_site.errors import ConflictError, ForbiddenError
+
+
+@functools.cache
+def code_version() -> str:
+    """``git describe`` of the running code when available, else the package version."""
+    base = Path(settings.BASE_DIR)
+    if (base / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "describe", "--always", "--dirty", "--tags"],
+                cwd=base,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            )
+            if out.stdout.strip():
+                return out.stdout.strip()[:100]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        return f"strokeaid {metadata.version('strokeaid')}"
+    except metadata.PackageNotFoundError:
+        return "strokeaid 0.1.0"
+
+
+def model_active_get() -> ModelVersion | None:
+    """The active model version, or None."""
+    return ModelVersion.objects.filter(is_active=True).select_related("label_set").first()
+
+
+def model_version_register(
+    *,
+    name: str,
+    checkpoint_file: Path,
+    spec: dict[str, Any],
+    label_set: LabelSet,
+    run: TrainingRun | None = None,
+    dataset: DatasetSnapshot | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    training_seconds: float = 0.0,
+    is_demo: bool = False,
+    activate: bool = False,
+    user: AbstractBaseUser | None = None,
+) -> ModelVersion:
+    """Stores the checkpoint as model weights and creates the ModelVersion row.
+
+    Precondition: call it inside ``storage.transactional()`` together with whatever else
+    finishes the run (it opens its own nested block, so it is all-or-nothing on its own too):
+    if anything fails, the weights file is deleted and no row remains.
+    """
+    data = Path(checkpoint_file).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    stem = f"run{run.pk}" if run is not None else "model"
+    key = storage.model_key(name=f"{stem}-{uuid.uuid4().hex[:12]}.pt")
+    with storage.transactional():
+        storage.write_bytes(key, data)
+        version = ModelVersion.objects.create(
+            name=name[:200],
+            run=run,
+            dataset=dataset,
+            label_set=label_set,
+            weights_key=key,
+            weights_sha256=digest,
+            weights_bytes=len(data),
+            spec=spec,
+            hyperparameters=hyperparameters or {},
+            metrics=metrics or {},
+            training_seconds=float(training_seconds),
+            code_version=code_version(),
+            is_demo=is_demo,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        audit_record(
+            actor=user if user is not None and user.is_authenticated else None,
+            verb="model.register",
+            target=version,
+            data={"name": version.name, "demo": is_demo, "run": run.pk if run else None},
+        )
+        if activate:
+            version = _activate(version=version, user=user)
+    return version
+
+
+def _activate(*, version: ModelVersion, user: AbstractBaseUser | None) -> ModelVersion:
+    # Deactivate first: the partial unique constraint allows one active row at any instant.
+    ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
+    now = timezone.now()
+    ModelVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=now)
+    version.is_active = True
+    version.activated_at = now
+    audit_record(
+        actor=user if user is not None and user.is_authenticated else None,
+        verb="model.activate",
+        target=version,
+        data={"name": version.name},
+    )
+    return version
+
+
+def model_activate(*, user: AbstractBaseUser | None, model: ModelVersion) -> ModelVersion:
+    """Makes ``model`` the single active model (data managers; ``user=None`` = the system).
+
+    Raises:
+        ForbiddenError: the user is not a data manager.
+        ConflictError: the model's label set is no longer the active one (its classes
+            would not match the labels users see).
+    """
+    if user is not None and not has_role(user, DATA_MANAGER):
+        raise ForbiddenError(_("Only data managers may activate models."))
+    if not LabelSet.objects.filter(pk=model.label_set_id, is_active=True).exists():
+        raise ConflictError(
+            _("This model was trained with another label set than the active one."),
+            {"model": model.pk, "label_set": model.label_set_id},
+        )
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(pk=model.pk).first()
+        return _activate(version=model, user=user)

@@ -1,0 +1,396 @@
+"""Training runs: start (deduplicated, queued on the training cluster), execute, reap stale.
+
+A run's life: ``training_run_start`` freezes a dataset snapshot and queues the run after
+commit; the training worker calls ``training_run_execute`` which trains with the ML core,
+streams progress, and registers the best epoch as a ModelVersion *inside one
+storage.transactional block together with the run's final status*, so a failed or killed
+run never leaves a half-registered model (no row, no weights file).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.roles import DATA_MANAGER, has_role
+from cases import storage
+from cases.models import Label
+from cases.services.audit import audit_record
+from inference.ml.trainer import EpochReport, TrainConfig, spec_from_config, train
+from inference.models import ACTIVE_STATES, DatasetSnapshot, JobStatus, TrainingRun
+from inference.services.dataset import dataset_case_arrays, dataset_snapshot_create
+from inference.services.registry import model_version_register
+from strokeaid_site.conf import app_settings
+from strokeaid_site.errors import ApplicationError, ForbiddenError
+from strokeaid_site.events import job_event_send
+
+logger = logging.getLogger(__name__)
+
+#: Architecture parameters accepted beside the TrainConfig fields.
+SPEC_PARAMS = ("encoder_depth", "decoder_channels")
+#: Dataset parameters accepted beside them.
+DATASET_PARAMS = ("split_seed", "fractions")
+#: Running runs whose heartbeat is older than this are considered dead (seconds).
+DEFAULT_STALE_SECONDS = 30 * 60
+
+
+def _config_fields() -> set[str]:
+    return set(TrainConfig.__dataclass_fields__)
+
+
+def training_params_validate(params: dict[str, Any]) -> dict[str, Any]:
+    """Checks hyper-parameters (TrainConfig fields + architecture/dataset extras).
+
+    Raises:
+        ApplicationError: unknown or invalid parameters (400).
+    """
+    allowed = _config_fields() | set(SPEC_PARAMS) | set(DATASET_PARAMS)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ApplicationError(
+            _("Unknown training parameters: %(names)s.") % {"names": ", ".join(unknown)},
+            {"unknown": unknown, "allowed": sorted(allowed)},
+        )
+    try:
+        config = TrainConfig.from_dict({k: v for k, v in params.items() if k in _config_fields()})
+        if config.epochs < 1 or config.batch_size < 2:
+            raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        depth = int(params.get("encoder_depth", 5))
+        decoder = params.get("decoder_channels")
+        if decoder is not None and len(decoder) != depth:
+            raise ValueError("decoder_channels needs one width per encoder stage")
+        _spec_for(config, params, [1], ["x"])
+    except (TypeError, ValueError) as exc:
+        raise ApplicationError(
+            _("Invalid training parameters: %(error)s") % {"error": exc}, {"params": params}
+        ) from exc
+    return params
+
+
+def _spec_for(
+    config: TrainConfig, params: dict[str, Any], values: Sequence[int], names: Sequence[str]
+) -> Any:
+    depth = int(params.get("encoder_depth", 5))
+    decoder = params.get("decoder_channels") or (256, 128, 64, 32, 16)[:depth]
+    return spec_from_config(
+        config,
+        label_values=values,
+        label_names=names,
+        encoder_depth=depth,
+        decoder_channels=tuple(int(c) for c in decoder),
+    )
+
+
+def _send(run: TrainingRun, **extra: Any) -> None:
+    payload = {
+        "id": run.pk,
+        "status": run.status,
+        "progress": run.progress,
+        "error": run.error or None,
+        **extra,
+    }
+    job_event_send("training", run.pk, payload)
+
+
+def training_run_running() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status__in=ACTIVE_STATES).order_by("created_at").first()
+
+
+def training_run_start(
+    *,
+    user: AbstractBaseUser | None,
+    epochs: int,
+    case_ids: list[int] | None = None,
+    params: dict[str, Any] | None = None,
+    filters: dict[str, Any] | None = None,
+    activate: bool = False,
+    is_demo: bool = False,
+    enqueue: bool = True,
+) -> tuple[TrainingRun, bool]:
+    """Creates a training run on a new dataset snapshot and queues it on the training cluster.
+
+    ``case_ids=None``: every confirmed case with approved masks (narrowed by ``filters``);
+    explicit ids: the data manager's choice, the latest mask revision of each case whatever
+    its review state. Only one run trains at a time: while one is queued or running it is
+    returned instead (``created=False``). ``enqueue=False`` leaves the run queued for a
+    caller that executes it in the foreground (the ``train`` command).
+
+    Raises:
+        ForbiddenError: the user is not a data manager.
+        ApplicationError: bad parameters or no usable case.
+    """
+    if user is not None and not has_role(user, DATA_MANAGER):
+        raise ForbiddenError(_("Only data managers may start training runs."))
+    params = dict(params or {})
+    params["epochs"] = int(epochs)
+    training_params_validate(params)
+    # A crashed worker must not block training forever.
+    training_runs_reap_stale()
+    with transaction.atomic():
+        running = TrainingRun.objects.select_for_update().filter(status__in=ACTIVE_STATES).first()
+        if running is not None:
+            return running, False
+        dataset = dataset_snapshot_create(
+            user=user,
+            case_ids=case_ids,
+            filters=filters,
+            seed=int(params.get("split_seed", 0)),
+            fractions=tuple(params.get("fractions", (0.7, 0.15, 0.15))),  # type: ignore[arg-type]
+        )
+        run = TrainingRun.objects.create(
+            dataset=dataset,
+            params=params,
+            created_by=user if user is not None and user.is_authenticated else None,
+            activate=activate,
+            is_demo=is_demo,
+        )
+        audit_record(
+            actor=user,
+            verb="training.start",
+            target=run,
+            data={"dataset": dataset.pk, "params": params},
+        )
+        if enqueue:
+            run_id = run.pk
+            transaction.on_commit(lambda: _enqueue(run_id))
+    return run, True
+
+
+def _enqueue(run_id: int) -> None:
+    from django_q.tasks import async_task
+
+    task_id = async_task(
+        "inference.tasks.training_run_execute",
+        run_id,
+        cluster=settings.TRAINING_QUEUE,
+        task_name=f"training-run-{run_id}",
+        group="training",
+    )
+    TrainingRun.objects.filter(pk=run_id, task_id="").update(task_id=str(task_id or ""))
+
+
+def training_runs_reap_stale(*, stale_after: timedelta | None = None) -> list[int]:
+    """Marks runs stuck in "running" (or queued) whose task is gone as interrupted.
+
+    A task is gone when django-q recorded it as finished (timeout kill, crash) while the row
+    still says running, or when the run's heartbeat stopped for ``stale_after``
+    (default ``STROKEAID["TRAINING_STALE_SECONDS"]`` or 30 min). Returns the reaped ids.
+    """
+    from django_q.models import Task
+
+    seconds = getattr(settings, "STROKEAID", {}).get(
+        "TRAINING_STALE_SECONDS", DEFAULT_STALE_SECONDS
+    )
+    stale_after = stale_after if stale_after is not None else timedelta(seconds=seconds)
+    cutoff = timezone.now() - stale_after
+    reaped: list[int] = []
+    candidates = TrainingRun.objects.filter(status__in=ACTIVE_STATES).only(
+        "id", "status", "task_id", "heartbeat_at", "started_at", "created_at"
+    )
+    for run in candidates:
+        finished_task = bool(run.task_id) and Task.objects.filter(id=run.task_id).exists()
+        last_sign = run.heartbeat_at or run.started_at
+        silent = run.status == JobStatus.RUNNING and (last_sign is None or last_sign < cutoff)
+        if not (finished_task or silent):
+            continue
+        updated = TrainingRun.objects.filter(pk=run.pk, status=run.status).update(
+            status=JobStatus.INTERRUPTED,
+            finished_at=timezone.now(),
+            error=_("The training worker stopped before the run finished."),
+        )
+        if updated:
+            reaped.append(run.pk)
+            run.status = JobStatus.INTERRUPTED
+            _send(run)
+    if reaped:
+        logger.warning("marked stale training runs %s as interrupted", reaped)
+    return reaped
+
+
+def _metrics_from(raw: dict[str, float], labels: dict[int, str]) -> dict[str, Any]:
+    """Trainer metric keys -> the stored/API shape (Dice keyed by label name)."""
+    out: dict[str, Any] = {"dice": {}}
+    for key, value in raw.items():
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        if key.startswith("dice_") and key[5:].isdigit():
+            out["dice"][labels.get(int(key[5:]), key[5:])] = float(value)
+        else:
+            out[key] = float(value)
+    return out
+
+
+def training_run_execute(
+    *,
+    run_id: int,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> TrainingRun:
+    """Trains run ``run_id`` and registers its best epoch (worker or foreground command).
+
+    Only a queued run is started (a re-delivered task for a finished run does nothing).
+    Any failure marks the run failed with the error; nothing is registered then.
+    """
+    claimed = TrainingRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    run = TrainingRun.objects.select_related("dataset", "created_by").get(pk=run_id)
+    if not claimed:
+        logger.info("training run %s is %s; not starting it again", run_id, run.status)
+        return run
+    log: list[str] = []
+
+    def note(line: str) -> None:
+        log.append(f"{timezone.now():%H:%M:%S} {line}")
+        TrainingRun.objects.filter(pk=run_id).update(log="\n".join(log))
+
+    _send(run)
+    try:
+        return _train_and_register(run, note, on_epoch=on_epoch, on_progress=on_progress)
+    except BaseException as exc:
+        # Also on KeyboardInterrupt (foreground command): the row must not stay "running".
+        interrupted = not isinstance(exc, Exception)
+        message = str(exc) if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
+        note(traceback.format_exc(limit=8))
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=JobStatus.INTERRUPTED if interrupted else JobStatus.FAILED,
+            error=message[:4000],
+            finished_at=timezone.now(),
+        )
+        run.refresh_from_db()
+        _send(run)
+        logger.exception("training run %s failed", run_id)
+        if interrupted:
+            raise
+        return run
+
+
+def _train_and_register(
+    run: TrainingRun,
+    note: Callable[[str], None],
+    *,
+    on_epoch: Callable[[EpochReport], None] | None,
+    on_progress: Callable[[float], None] | None,
+) -> TrainingRun:
+    started = time.perf_counter()
+    params = dict(run.params)
+    config = TrainConfig.from_dict(
+        {
+            "device": app_settings.DEVICE,
+            **{k: v for k, v in params.items() if k in _config_fields()},
+        }
+    )
+    dataset: DatasetSnapshot = run.dataset
+    labels = list(Label.objects.filter(label_set=dataset.label_set).order_by("value"))
+    names = {lab.value: lab.name for lab in labels}
+    spec = _spec_for(config, params, [lab.value for lab in labels], [lab.name for lab in labels])
+    note(_("Loading dataset %(id)s") % {"id": dataset.pk})
+    train_cases = dataset_case_arrays(snapshot=dataset, split="train")
+    val_cases = dataset_case_arrays(snapshot=dataset, split="val")
+    if not train_cases:
+        raise ApplicationError(_("The dataset has no training case."), {"dataset": dataset.pk})
+    note(
+        _("Training on %(train)d cases, validating on %(val)d, device %(device)s")
+        % {"train": len(train_cases), "val": len(val_cases), "device": config.device}
+    )
+    history: list[dict[str, Any]] = []
+
+    def epoch_done(report: EpochReport) -> None:
+        entry = report.to_dict()
+        entry["metrics"] = _metrics_from(report.metrics, names)
+        history.append(entry)
+        progress = min(0.99, report.epoch / config.epochs)
+        fields: dict[str, Any] = {
+            "history": history,
+            "progress": progress,
+            "heartbeat_at": timezone.now(),
+        }
+        if report.is_best:
+            fields.update(metrics=entry["metrics"], best_epoch=report.epoch)
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+        run.progress = progress
+        note(
+            f"epoch {report.epoch}: loss {report.train_loss:.4f}"
+            + (f" score {report.score:.4f}" if report.score == report.score else "")
+            + (" *" if report.is_best else "")
+        )
+        _send(run, epoch=report.epoch, history_entry=entry)
+        if on_epoch is not None:
+            on_epoch(report)
+
+    def progress(value: float) -> None:
+        value = min(0.99, float(value))
+        TrainingRun.objects.filter(pk=run.pk).update(progress=value, heartbeat_at=timezone.now())
+        run.progress = value
+        _send(run)
+        if on_progress is not None:
+            on_progress(value)
+
+    def should_stop() -> bool:
+        # Someone (the reaper, an admin) moved the row on: stop after this step.
+        status = TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        return status != JobStatus.RUNNING
+
+    with tempfile.TemporaryDirectory(prefix=f"strokeaid-run{run.pk}-") as tmp:
+        checkpoint = Path(tmp) / "best.pt"
+        result = train(
+            train_cases=train_cases,
+            val_cases=val_cases,
+            spec=spec,
+            config=config,
+            on_epoch=epoch_done,
+            on_progress=progress,
+            should_stop=should_stop,
+            checkpoint_path=checkpoint,
+        )
+        if result.cancelled:
+            raise ApplicationError(_("The training run was stopped."), {"run": run.pk})
+        if result.checkpoint_path is None or not checkpoint.is_file():
+            raise ApplicationError(_("Training produced no checkpoint."), {"run": run.pk})
+        metrics = _metrics_from(result.best_metrics, names)
+        metrics["best_epoch"] = result.best_epoch
+        metrics["stopped_early"] = result.stopped_early
+        seconds = time.perf_counter() - started
+        label = _("demo") if run.is_demo else _("run %(id)s") % {"id": run.pk}
+        name = f"U-Net {spec.encoder} · {label} · {timezone.now():%Y-%m-%d %H:%M}"
+        with storage.transactional():
+            version = model_version_register(
+                name=name,
+                checkpoint_file=checkpoint,
+                spec=spec.to_dict(),
+                label_set=dataset.label_set,
+                run=run,
+                dataset=dataset,
+                hyperparameters={**config.to_dict(), **{k: params[k] for k in params if k in SPEC_PARAMS}},
+                metrics=metrics,
+                training_seconds=seconds,
+                is_demo=run.is_demo,
+                activate=run.activate,
+                user=run.created_by,
+            )
+            TrainingRun.objects.filter(pk=run.pk).update(
+                status=JobStatus.DONE,
+                progress=1.0,
+                metrics=metrics,
+                best_epoch=result.best_epoch,
+                device=result.device,
+                finished_at=timezone.now(),
+                heartbeat_at=timezone.now(),
+            )
+            note(_("Registered model %(id)s") % {"id": version.pk})
+    run.refresh_from_db()
+    _send(run, model=version.pk)
+    return run

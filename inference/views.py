@@ -1,0 +1,147 @@
+"""Pages of the inference app: model registry with curves, training-run progress, predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.roles import DATA_MANAGER, has_role, user_roles
+from cases.models import Case
+from cases.selectors import case_get_for_user
+from inference import selectors, services
+from inference.services.prediction import prediction_can_request
+from strokeaid_site.errors import ApplicationError
+
+
+def _require_any_role(request: HttpRequest) -> None:
+    if not user_roles(request.user):
+        raise PermissionDenied
+
+
+def _curve(run: Any) -> dict[str, Any]:
+    history = run.history or []
+    return {
+        "epochs": [h.get("epoch") for h in history],
+        "loss": [h.get("train_loss") for h in history],
+        "dice": [(h.get("metrics") or {}).get("dice_mean") for h in history],
+        "lesion_f1": [(h.get("metrics") or {}).get("lesion_f1") for h in history],
+        "macro_f1": [(h.get("metrics") or {}).get("case_macro_f1") for h in history],
+    }
+
+
+@login_required
+def models_page(request: HttpRequest) -> HttpResponse:
+    """``/models/``: versions with metrics and training curves, recent runs, start form."""
+    _require_any_role(request)
+    models = list(selectors.model_list_for_user(user=request.user)[:50])
+    runs = list(selectors.training_run_list_for_user(user=request.user)[:20])
+    curves = {str(m.pk): _curve(m.run) for m in models if m.run is not None}
+    return render(
+        request,
+        "inference/models.html",
+        {
+            "models": models,
+            "runs": runs,
+            "curves": curves,
+            "can_manage": has_role(request.user, DATA_MANAGER),
+        },
+    )
+
+
+@login_required
+def training_run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    """``/models/runs/<id>/``: live progress over ``ws/jobs/training/<id>/``."""
+    try:
+        run = selectors.training_run_get_for_user(user=request.user, run_id=run_id)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    return render(
+        request,
+        "inference/training_run.html",
+        {"run": run, "curve": _curve(run), "api_url": reverse(
+            "inference-api:training-run-detail", args=[run.pk])},
+    )
+
+
+@login_required
+@require_POST
+def training_run_start_view(request: HttpRequest) -> HttpResponse:
+    if not has_role(request.user, DATA_MANAGER):
+        raise PermissionDenied
+    try:
+        epochs = int(request.POST.get("epochs") or 20)
+        raw_cases = (request.POST.get("cases") or "").replace(",", " ").split()
+        case_ids = [int(c) for c in raw_cases] or None
+        params: dict[str, Any] = {}
+        if request.POST.get("batch_size"):
+            params["batch_size"] = int(request.POST["batch_size"])
+        if request.POST.get("image_size"):
+            size = int(request.POST["image_size"])
+            params["image_size"] = [size, size]
+        run, created = services.training_run_start(
+            user=request.user,
+            epochs=epochs,
+            case_ids=case_ids,
+            params=params,
+            activate=bool(request.POST.get("activate")),
+        )
+    except (ValueError, ApplicationError) as exc:
+        messages.error(request, getattr(exc, "message", None) or _("Invalid input."))
+        return HttpResponseRedirect(reverse("inference:models"))
+    if not created:
+        messages.info(request, _("A training run is already going; showing it."))
+    return HttpResponseRedirect(reverse("inference:training-run", args=[run.pk]))
+
+
+@login_required
+@require_POST
+def model_activate_view(request: HttpRequest, model_id: int) -> HttpResponse:
+    if not has_role(request.user, DATA_MANAGER):
+        raise PermissionDenied
+    try:
+        model = selectors.model_get_for_user(user=request.user, model_id=model_id)
+        services.model_activate(user=request.user, model=model)
+        messages.success(request, _("Model %(name)s is now active.") % {"name": model.name})
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return HttpResponseRedirect(reverse("inference:models"))
+
+
+def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str, Any] | None:
+    """Context of the case page's predictions panel (None hides it for users without roles)."""
+    if not user_roles(request.user):
+        return None
+    jobs = list(selectors.prediction_list_for_case(user=request.user, case_id=case.pk)[:5])
+    return {
+        "predictions": jobs,
+        "active_model": services.model_active_get(),
+        "can_predict": prediction_can_request(user=request.user, case=case),  # type: ignore[arg-type]
+        "post_url": reverse("inference-api:case-prediction-list", args=[case.pk]),
+    }
+
+
+@login_required
+def case_predictions_page(request: HttpRequest, case_id: int) -> HttpResponse:
+    """``/models/cases/<id>/predictions/``: the panel as a page (and its POST fallback)."""
+    _require_any_role(request)
+    try:
+        case = case_get_for_user(user=request.user, case_id=case_id)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    if request.method == "POST":
+        try:
+            services.prediction_request(user=request.user, case=case)
+            messages.success(request, _("Prediction queued."))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        return HttpResponseRedirect(request.path)
+    context = case_predictions_panel_context(request, case) or {}
+    return render(request, "inference/case_predictions.html", {"case": case, **context})
