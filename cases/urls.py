@@ -6,7 +6,7 @@ sections; keep one route per line.
 
 from django.urls import path
 
-from cases import views
+from cases import upload_views, views
 from cases.apis.cases import CaseDetailApi, CaseListCreateApi, CaseSeriesListApi
 from cases.apis.labels import LabelListApi
 from cases.apis.series import (
@@ -16,6 +16,7 @@ from cases.apis.series import (
     SeriesVolumeNiftiApi,
     SeriesVolumeRawApi,
 )
+from cases.apis.uploads import CaseUploadApi, UploadJobDetailApi
 
 app_name = "cases"
 
@@ -26,6 +27,7 @@ page_urlpatterns: list = [
     path("cases/new/", views.case_create_view, name="create"),
     path("cases/<int:case_id>/", views.case_detail, name="detail"),
     path("cases/<int:case_id>/edit/", views.case_update_view, name="update"),
+    path("cases/<int:case_id>/upload/", upload_views.case_upload_view, name="upload"),
 ]
 
 # --- REST (mounted at "/api/", namespace "cases-api") -------------------------------------
@@ -34,6 +36,8 @@ api_urlpatterns: list = [
     path("cases/", CaseListCreateApi.as_view(), name="case-list"),
     path("cases/<int:case_id>/", CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<int:case_id>/series/", CaseSeriesListApi.as_view(), name="case-series"),
+    path("cases/<int:case_id>/uploads/", CaseUploadApi.as_view(), name="case-uploads"),
+    path("uploads/<int:job_id>/", UploadJobDetailApi.as_view(), name="upload-job"),
     path("series/<int:series_id>/", SeriesDetailApi.as_view(), name="series-detail"),
     path(
         "series/<int:series_id>/volume.nii.gz",
