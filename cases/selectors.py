@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from accounts.roles import CLINICIAN, DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
@@ -59,11 +60,25 @@ def case_visible_queryset(*, user: User) -> QuerySet[Case]:
     return Case.objects.none()
 
 
+# A correlated subquery rather than JOIN + GROUP BY: the paginator's COUNT(*) then drops it,
+# and further filters never multiply rows.
+_SERIES_COUNT = Coalesce(
+    Subquery(
+        Series.objects.filter(case=OuterRef("pk"))
+        .order_by()
+        .values("case")
+        .annotate(n=Count("id"))
+        .values("n")[:1]
+    ),
+    0,
+)
+
+
 def _case_list_queryset(*, user: User) -> QuerySet[Case]:
     return (
         case_visible_queryset(user=user)
         .select_related("etiology", "created_by")
-        .annotate(series_count=Count("series", distinct=True))
+        .annotate(series_count=_SERIES_COUNT)
     )
 
 

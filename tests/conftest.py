@@ -155,6 +155,7 @@ def phantom_series(phantom_case: Any) -> dict[str, Any]:
     """The phantom case's series by kind, volumes joined."""
     from cases.models import Series
 
-    return {
-        s.kind: s for s in Series.objects.filter(case=phantom_case).select_related("volume")
-    }
+    series = {s.kind: s for s in Series.objects.filter(case=phantom_case).select_related("volume")}
+    for s in series.values():
+        s.case = phantom_case  # so that s.case.phantom (the ground truth) is at hand
+    return series

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import pagination
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 
@@ -28,3 +29,11 @@ class FallbackContentNegotiation(DefaultContentNegotiation):
             return super().select_renderer(request, renderers, format_suffix)
         except Exception:  # noqa: BLE001 - NotAcceptable: answer JSON anyway
             return renderers[0], renderers[0].media_type
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """DRF's page-number pagination (``{"count", "next", "previous", "results"}``) that also
+    takes ``?page_size=`` (at most 200)."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 200

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.apis import HasAnyRole
+from cases.apis import HasAnyRole, PageNumberPagination
 from cases.models import Case, Series
 from cases.selectors import (
     case_can_create,
@@ -39,6 +39,7 @@ class CaseListCreateApi(generics.ListAPIView):
 
     permission_classes = [HasAnyRole]
     serializer_class = CaseOutputSerializer
+    pagination_class = PageNumberPagination
 
     class FilterSerializer(serializers.Serializer):
         etiology = serializers.CharField(required=False, allow_blank=True)
