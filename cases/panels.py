@@ -14,6 +14,7 @@ the link, or ``None`` to hide it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from django.utils.safestring import SafeString, mark_safe
 from cases.models import Case
 
 PanelContext = Callable[[HttpRequest, Case], dict[str, Any] | None]
+logger = logging.getLogger(__name__)
+
 ActionUrl = Callable[[HttpRequest, Case], str | None]
 
 
@@ -65,10 +68,15 @@ def case_panels_render(request: HttpRequest, case: Case) -> list[SafeString]:
     """The registered panels rendered for ``case`` (hidden ones left out), in order."""
     out: list[SafeString] = []
     for panel in sorted(_panels.values(), key=lambda p: (p.order, p.template_name)):
-        context = panel.context_fn(request, case) if panel.context_fn else {}
-        if context is None:
+        try:
+            context = panel.context_fn(request, case) if panel.context_fn else {}
+            if context is None:
+                continue
+            html = render_to_string(panel.template_name, {"case": case, **context}, request=request)
+        except Exception:
+            # One broken panel must not take the case page (images, facts) down with it.
+            logger.exception("case panel %s failed", panel.template_name)
             continue
-        html = render_to_string(panel.template_name, {"case": case, **context}, request=request)
         out.append(mark_safe(html))  # noqa: S308 - rendered by Django's autoescaping engine
     return out
 
