@@ -50,7 +50,7 @@ DEID_CODES: tuple[tuple[str, str], ...] = (
     ("113105", "Clean Descriptors Option"),
     ("113108", "Retain Patient Characteristics Option"),
 )
-DEID_METHOD = "Stroke AID: PS3.15 E.1 basic profile; clean descriptors; retain patient chars"
+DEID_METHOD = "PS3.15 E.1 basic; clean descriptors; retain patient chars"
 
 # Annex E table E.1-1 attributes with action X/Z/D (removed here; we never need a dummy value
 # because no DICOM file is written from these datasets). PN, DA, DT, TM and private elements
@@ -157,6 +157,11 @@ _REMOVE_KEYWORDS = (
     "PlacerOrderNumberImagingServiceRequest",
     "PlateID",
     "PreMedication",
+    "ProcedureCodeSequence",
+    "PerformedProtocolCodeSequence",
+    "RequestedProcedureCodeSequence",
+    "ReasonForRequestedProcedureCodeSequence",
+    "ReferencedPerformedProcedureStepSequence",
     "PregnancyStatus",
     "ReasonForTheImagingServiceRequest",
     "ReasonForStudy",
