@@ -1,4 +1,4 @@
-"""App config for annotation."""
+"""App config for annotation: registers the case-page panel and the menu items."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -7,3 +7,13 @@ from django.utils.translation import gettext_lazy as _
 class AnnotationConfig(AppConfig):
     name = "annotation"
     verbose_name = _("Annotation")
+
+    def ready(self) -> None:
+        from cases.panels import register_case_panel
+        from strokeaid_site.navigation import register_nav_item
+
+        from .views import case_panel_context
+
+        register_case_panel("annotation/_case_panel.html", case_panel_context, order=10)
+        register_nav_item(_("My work"), "annotation:my-work", roles={"neurologist"}, order=10)
+        register_nav_item(_("Review"), "annotation:review-queue", roles={"reviewer"}, order=11)

@@ -1,0 +1,97 @@
+"""Binary forms of label volumes: the editor's raw uint8 body and NIfTI-1 (``.nii[.gz]``).
+
+Raw form (``/api/series/{id}/mask.raw``): ``z*y*x`` bytes, one uint8 label value per voxel,
+C order (x fastest, then y, then z) on the series' grid, optionally gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+
+import nibabel as nib
+import numpy as np
+from django.utils.translation import gettext as _
+
+from cases.models import Series
+from strokeaid_site.errors import ApplicationError
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def mask_decode_raw(*, series: Series, body: bytes, gzipped: bool = False) -> np.ndarray:
+    """Turns the editor's binary body into a (z, y, x) uint8 array without copying.
+
+    Format: ``z*y*x`` bytes, one uint8 label value per voxel, C order (x fastest), optionally
+    gzip-compressed (``Content-Encoding: gzip``). Decompression stops one byte past the
+    expected size, so a gzip bomb cannot exhaust memory.
+    """
+    shape = tuple(int(n) for n in series.shape)
+    expected = int(np.prod(shape))
+    if gzipped or body[:2] == _GZIP_MAGIC:
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body = inflater.decompress(body, expected + 1)
+        except zlib.error as exc:
+            raise ApplicationError(
+                _("The mask body is not valid gzip."), {"error": str(exc)}
+            ) from exc
+    if len(body) != expected:
+        raise ApplicationError(
+            _("The mask does not have the shape of the series."),
+            {"expected_bytes": expected, "received_bytes": len(body), "shape": list(shape)},
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def mask_decode_nifti(*, series: Series, body: bytes) -> np.ndarray:
+    """Reads a NIfTI label volume (``.nii`` or ``.nii.gz`` bytes) into (z, y, x) order.
+
+    NIfTI stores voxels as (x, y, z) with an affine from voxel (i=x, j=y, k=z) to RAS mm, the
+    same convention as ``Series.affine``. A mask whose axes point elsewhere than the series'
+    ones is refused: silently accepting it would flip lesions between hemispheres.
+    """
+    try:
+        if body[:2] == _GZIP_MAGIC:
+            body = gzip.decompress(body)
+        image = nib.Nifti1Image.from_bytes(body)
+    except Exception as exc:  # nibabel raises many types for malformed files
+        raise ApplicationError(
+            _("The body is not a NIfTI-1 label volume."), {"error": str(exc)[:200]}
+        ) from exc
+    if len(image.shape) != 3:
+        raise ApplicationError(
+            _("A mask must be a 3-D volume."), {"shape": [int(n) for n in image.shape]}
+        )
+    expected_xyz = tuple(int(n) for n in reversed(series.shape))
+    if tuple(int(n) for n in image.shape) != expected_xyz:
+        raise ApplicationError(
+            _("The mask does not have the shape of the series."),
+            {"expected": list(expected_xyz), "received": [int(n) for n in image.shape]},
+        )
+    series_axes = nib.aff2axcodes(np.asarray(series.affine, dtype=float))
+    if nib.aff2axcodes(image.affine) != series_axes:
+        raise ApplicationError(
+            _("The mask's orientation differs from the series' orientation."),
+            {"expected": list(series_axes), "received": list(nib.aff2axcodes(image.affine))},
+        )
+    data = np.asanyarray(image.dataobj)
+    return np.ascontiguousarray(data.transpose(2, 1, 0))
+
+
+def mask_to_nifti_bytes(*, series: Series, array: np.ndarray) -> bytes:
+    """A label volume as ``.nii.gz`` bytes on the series' grid (x, y, z order + its affine)."""
+    image = nib.Nifti1Image(
+        np.ascontiguousarray(array.transpose(2, 1, 0)),
+        np.asarray(series.affine, dtype=float),
+    )
+    image.header.set_data_dtype(np.uint8)
+    image.header.set_xyzt_units("mm")
+    image.set_sform(np.asarray(series.affine, dtype=float), code=1)
+    image.set_qform(np.asarray(series.affine, dtype=float), code=1)
+    buf = io.BytesIO()
+    raw = image.to_bytes()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1, mtime=0) as gz:
+        gz.write(raw)
+    return buf.getvalue()

@@ -1,0 +1,454 @@
+"""Writes of the annotation app: mask saves (revisions), restores, imports and the review flow.
+
+Every function here runs inside ``storage.transactional()`` (or ``transaction.atomic``), records
+its change in the audit trail and keeps ``Case.status`` in step with the annotations' states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.roles import NEUROLOGIST, REVIEWER, has_role
+from cases import storage
+from cases.models import Case, Series
+from cases.selectors import labels_active
+from cases.services.audit import audit_record
+from cases.services.case import case_update
+from strokeaid_site.errors import (
+    ApplicationError,
+    ConflictError,
+    ForbiddenError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+)
+
+from .models import Annotation, AnnotationRevision
+
+State = Annotation.State
+
+
+# --- decoding and validation ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckedMask:
+    """A validated label volume with its per-label voxel counts (background excluded)."""
+
+    array: np.ndarray  # uint8, (z, y, x), C-contiguous
+    counts: dict[int, int]
+
+
+def mask_validate(*, series: Series, array: np.ndarray) -> CheckedMask:
+    """Checks shape, type and label values of ``array``; returns it as uint8 with counts.
+
+    One pass of ``np.bincount(minlength=256)`` both finds unknown values and counts voxels
+    per label. Floats are accepted only when every value is a whole number (nnU-Net and many
+    tools write labels as float); any other fraction is not a label.
+    """
+    shape = tuple(int(n) for n in series.shape)
+    if array.ndim != 3:
+        raise ApplicationError(_("A mask must be a 3-D volume."), {"shape": list(array.shape)})
+    if tuple(array.shape) != shape:
+        raise ApplicationError(
+            _("The mask does not have the shape of the series."),
+            {"expected": list(shape), "received": list(array.shape)},
+        )
+    if array.dtype != np.uint8:
+        if array.dtype.kind == "f":
+            if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
+                raise ApplicationError(
+                    _("A mask must hold whole label values, not fractions."),
+                    {"dtype": str(array.dtype)},
+                )
+        elif array.dtype.kind not in "biu":
+            raise ApplicationError(_("Unsupported mask data type."), {"dtype": str(array.dtype)})
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0 or hi > 255:
+            raise ApplicationError(
+                _("The mask contains values that are not labels of the active label set."),
+                {"values": sorted({int(lo), int(hi)} - {0})},
+            )
+        array = array.astype(np.uint8)
+    array = np.ascontiguousarray(array)
+    counts = np.bincount(array.reshape(-1), minlength=256)
+    allowed = np.zeros(256, dtype=bool)
+    allowed[0] = True
+    allowed[list(labels_active().values_list("value", flat=True))] = True
+    unknown = np.flatnonzero((counts > 0) & ~allowed)
+    if unknown.size:
+        raise ApplicationError(
+            _("The mask contains values that are not labels of the active label set."),
+            {"values": [int(v) for v in unknown]},
+        )
+    present = np.flatnonzero(counts[1:]) + 1
+    return CheckedMask(array=array, counts={int(v): int(counts[v]) for v in present})
+
+
+def voxel_volume_ml(series: Series) -> float:
+    """The volume of one voxel in millilitres (spacing is in mm; 1 ml = 1000 mm³)."""
+    z, y, x = (float(s) for s in series.spacing)
+    return z * y * x / 1000.0
+
+
+def _etag_matches(if_match: str, annotation: Annotation) -> bool:
+    current = annotation.etag
+    if current is None:
+        return False
+    for tag in if_match.split(","):
+        tag = tag.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == current.strip('"'):
+            return True
+    return False
+
+
+# --- revisions -----------------------------------------------------------------------------
+def _case_status_refresh(*, user: AbstractBaseUser | None, case: Case) -> None:
+    """Derives the case's workflow status from its annotations' states.
+
+    Any submitted annotation puts the case in review; otherwise any approved one makes it
+    approved; otherwise any annotation means it is being annotated. Archived cases stay so.
+    """
+    if case.status == Case.Status.ARCHIVED:
+        return
+    states = set(Annotation.objects.filter(series__case=case).values_list("state", flat=True))
+    if not states:
+        return
+    if State.SUBMITTED in states:
+        status = Case.Status.IN_REVIEW
+    elif State.APPROVED in states:
+        status = Case.Status.APPROVED
+    else:
+        status = Case.Status.ANNOTATING
+    current = Case.objects.filter(pk=case.pk).values_list("status", flat=True).first()
+    if current != status:
+        case_update(user=user, case=case, data={"status": status})  # type: ignore[arg-type]
+        case.status = status
+
+
+def _annotation_for_write(
+    *, series: Series, annotator: AbstractBaseUser | None, is_consensus: bool
+) -> Annotation:
+    """The (locked) annotation of ``annotator`` on ``series``, created when missing."""
+    qs = Annotation.objects.select_for_update().filter(series=series)
+    qs = (
+        qs.filter(is_consensus=True)
+        if is_consensus
+        else qs.filter(is_consensus=False, annotator=annotator)
+    )
+    annotation = qs.first()
+    if annotation is None:
+        annotation = Annotation.objects.create(
+            series=series, annotator=None if is_consensus else annotator, is_consensus=is_consensus
+        )
+    return annotation
+
+
+def _revision_add(
+    *,
+    user: AbstractBaseUser | None,
+    annotation: Annotation,
+    checked: CheckedMask,
+    source: str,
+    note: str = "",
+    restored_from: int | None = None,
+) -> AnnotationRevision:
+    """Stores the array and appends a revision; the caller holds the annotation's row lock."""
+    series = annotation.series
+    number = annotation.revision_count + 1
+    key, digest, nbytes = storage.write_array(
+        storage.mask_key(series_id=series.pk, annotation_id=annotation.pk, revision=number),
+        checked.array,
+    )
+    per_voxel = voxel_volume_ml(series)
+    revision = AnnotationRevision.objects.create(
+        annotation=annotation,
+        number=number,
+        key=key,
+        sha256=digest,
+        nbytes=nbytes,
+        created_by=user if user is not None and user.is_authenticated else None,
+        source=source,
+        label_counts={str(v): n for v, n in checked.counts.items()},
+        volumes_ml={str(v): round(n * per_voxel, 3) for v, n in checked.counts.items()},
+        restored_from=restored_from,
+        note=note,
+    )
+    old_state = annotation.state
+    # New voxels were not what the reviewer saw: a submitted or approved mask that changes
+    # goes back to draft. A returned one stays returned (with its comment) until resubmitted.
+    if annotation.state in (State.SUBMITTED, State.APPROVED):
+        annotation.state = State.DRAFT
+    annotation.current_revision = revision
+    annotation.revision_count = number
+    annotation.save(update_fields=["current_revision", "revision_count", "state", "updated_at"])
+    audit_record(
+        actor=user,
+        verb="annotation.revision_saved",
+        target=annotation,
+        case=series.case,
+        data={
+            "series": series.pk,
+            "revision": number,
+            "source": source,
+            "label_counts": revision.label_counts,
+            "volumes_ml": revision.volumes_ml,
+            **({"restored_from": restored_from} if restored_from else {}),
+        },
+    )
+    if old_state != annotation.state:
+        audit_record(
+            actor=user,
+            verb="annotation.state_changed",
+            target=annotation,
+            case=series.case,
+            data={"from": old_state, "to": annotation.state, "reason": "edited"},
+        )
+    return revision
+
+
+def _require_annotator(user: AbstractBaseUser) -> None:
+    if not has_role(user, NEUROLOGIST):
+        raise ForbiddenError(_("Only neurologists draw lesion masks."), {})
+
+
+def mask_save(
+    *,
+    user: AbstractBaseUser,
+    series: Series,
+    array: np.ndarray,
+    if_match: str | None,
+    source: str = AnnotationRevision.Source.EDITOR,
+    note: str = "",
+) -> AnnotationRevision:
+    """Saves ``array`` as a new revision of the caller's own mask on ``series``.
+
+    Optimistic locking: the first save of a mask needs no ``if_match``; every later one must
+    name the current ETag (missing: 428, stale: 412 with the current ETag in ``extra``), so a
+    save never silently overwrites a newer one from another tab or client.
+    """
+    _require_annotator(user)
+    checked = mask_validate(series=series, array=array)
+    with storage.transactional():
+        annotation = _annotation_for_write(series=series, annotator=user, is_consensus=False)
+        annotation.series = series
+        if annotation.revision_count:
+            if not if_match:
+                raise PreconditionRequiredError(
+                    _("This mask exists: send If-Match with its ETag to change it."),
+                    {"current_etag": annotation.etag},
+                )
+            if not _etag_matches(if_match, annotation):
+                raise PreconditionFailedError(
+                    _("The mask was changed since you loaded it."),
+                    {"current_etag": annotation.etag, "revision": annotation.revision_count},
+                )
+        revision = _revision_add(
+            user=user, annotation=annotation, checked=checked, source=source, note=note
+        )
+        _case_status_refresh(user=user, case=series.case)
+    revision.annotation = annotation
+    return revision
+
+
+def annotation_revision_restore(
+    *, user: AbstractBaseUser, annotation: Annotation, number: int, if_match: str | None = None
+) -> AnnotationRevision:
+    """Makes revision ``number`` the current mask again, as a new revision (history stays)."""
+    _require_own(user=user, annotation=annotation)
+    with storage.transactional():
+        locked = (
+            Annotation.objects.select_for_update()
+            .select_related("series__case")
+            .get(pk=annotation.pk)
+        )
+        if if_match and not _etag_matches(if_match, locked):
+            raise PreconditionFailedError(
+                _("The mask was changed since you loaded it."),
+                {"current_etag": locked.etag, "revision": locked.revision_count},
+            )
+        old = AnnotationRevision.objects.filter(annotation=locked, number=number).first()
+        if old is None:
+            raise ApplicationError(_("No such revision."), {"revision": number}, status=404)
+        array = storage.read_array(old.key)
+        checked = mask_validate(series=locked.series, array=array)
+        revision = _revision_add(
+            user=user,
+            annotation=locked,
+            checked=checked,
+            source=AnnotationRevision.Source.RESTORE,
+            restored_from=number,
+        )
+        _case_status_refresh(user=user, case=locked.series.case)
+    revision.annotation = locked
+    return revision
+
+
+def annotation_import_mask(
+    *,
+    user: AbstractBaseUser | None,
+    series: Series,
+    mask: np.ndarray,
+    state: str = State.DRAFT,
+    note: str = "",
+    annotator: AbstractBaseUser | None = None,
+    is_consensus: bool = False,
+    source: str = AnnotationRevision.Source.IMPORT,
+) -> Annotation:
+    """Creates (or extends) an annotation from an array, without the editor's locking.
+
+    Used to load phantom ground truth as approved annotations (``state="approved"``), to
+    accept a model prediction as a new draft (``source="prediction"``) and by adjudication
+    (``is_consensus=True``). ``annotator`` defaults to ``user``. Preconditions: the caller has
+    already checked that ``user`` may do this (demo setup, review pages); ``mask`` has the
+    series' shape and only labels of the active set.
+    """
+    if state not in (State.DRAFT, State.APPROVED):
+        raise ApplicationError(_("An import is a draft or approved."), {"state": state})
+    owner = None if is_consensus else (annotator or user)
+    if owner is None and not is_consensus:
+        raise ApplicationError(_("An imported mask needs an annotator."), {})
+    checked = mask_validate(series=series, array=mask)
+    with storage.transactional():
+        annotation = _annotation_for_write(
+            series=series, annotator=owner, is_consensus=is_consensus
+        )
+        annotation.series = series
+        _revision_add(user=user, annotation=annotation, checked=checked, source=source, note=note)
+        if state == State.APPROVED and annotation.state != State.APPROVED:
+            old = annotation.state
+            annotation.state = State.APPROVED
+            annotation.reviewer = user if user is not None and user.is_authenticated else None
+            annotation.reviewed_at = timezone.now()
+            annotation.review_comment = note
+            annotation.save(
+                update_fields=["state", "reviewer", "reviewed_at", "review_comment", "updated_at"]
+            )
+            audit_record(
+                actor=user,
+                verb="annotation.state_changed",
+                target=annotation,
+                case=series.case,
+                data={"from": old, "to": State.APPROVED, "reason": "imported"},
+            )
+        _case_status_refresh(user=user, case=series.case)
+    return annotation
+
+
+# --- workflow ------------------------------------------------------------------------------
+def _require_own(*, user: AbstractBaseUser, annotation: Annotation) -> None:
+    _require_annotator(user)
+    if annotation.is_consensus or annotation.annotator_id != user.pk:
+        raise ForbiddenError(_("This is another annotator's mask."), {"annotation": annotation.pk})
+
+
+def _transition(
+    *,
+    user: AbstractBaseUser,
+    annotation: Annotation,
+    allowed_from: tuple[str, ...],
+    to: str,
+    fields: dict[str, Any],
+    verb: str,
+    data: dict[str, Any] | None = None,
+) -> Annotation:
+    with transaction.atomic():
+        locked = (
+            Annotation.objects.select_for_update()
+            .select_related("series__case")
+            .get(pk=annotation.pk)
+        )
+        if locked.state not in allowed_from:
+            raise ConflictError(
+                _("This annotation cannot move from its current state."),
+                {"state": locked.state, "to": to},
+            )
+        old = locked.state
+        locked.state = to
+        for name, value in fields.items():
+            setattr(locked, name, value)
+        locked.save(update_fields=["state", *fields, "updated_at"])
+        audit_record(
+            actor=user,
+            verb=verb,
+            target=locked,
+            case=locked.series.case,
+            data={"from": old, "to": to, "revision": locked.revision_count, **(data or {})},
+        )
+        _case_status_refresh(user=user, case=locked.series.case)
+    return locked
+
+
+def annotation_submit(*, user: AbstractBaseUser, annotation: Annotation) -> Annotation:
+    """Sends the caller's draft (or returned) mask to review. An empty history cannot go."""
+    _require_own(user=user, annotation=annotation)
+    if not annotation.revision_count:
+        raise ConflictError(_("Save a mask before submitting it."), {})
+    return _transition(
+        user=user,
+        annotation=annotation,
+        allowed_from=(State.DRAFT, State.RETURNED),
+        to=State.SUBMITTED,
+        fields={"submitted_at": timezone.now()},
+        verb="annotation.submitted",
+    )
+
+
+def _require_reviewer(*, user: AbstractBaseUser, annotation: Annotation) -> None:
+    if not has_role(user, REVIEWER):
+        raise ForbiddenError(_("Only reviewers approve or return annotations."), {})
+    # Four eyes: nobody reviews their own drawing.
+    if annotation.annotator_id is not None and annotation.annotator_id == user.pk:
+        raise ForbiddenError(_("You cannot review your own annotation."), {})
+
+
+def annotation_approve(
+    *, user: AbstractBaseUser, annotation: Annotation, comment: str = ""
+) -> Annotation:
+    """Approves a submitted annotation (its current revision becomes training data once the
+    case is confirmed)."""
+    _require_reviewer(user=user, annotation=annotation)
+    return _transition(
+        user=user,
+        annotation=annotation,
+        allowed_from=(State.SUBMITTED,),
+        to=State.APPROVED,
+        fields={"reviewer": user, "reviewed_at": timezone.now(), "review_comment": comment},
+        verb="annotation.approved",
+        data={"comment": comment} if comment else None,
+    )
+
+
+def annotation_return(
+    *, user: AbstractBaseUser, annotation: Annotation, comment: str
+) -> Annotation:
+    """Returns a submitted annotation to its annotator with a comment saying what to fix."""
+    _require_reviewer(user=user, annotation=annotation)
+    if not comment.strip():
+        raise ApplicationError(
+            _("Say what should change when returning work."), {"field": "comment"}
+        )
+    return _transition(
+        user=user,
+        annotation=annotation,
+        allowed_from=(State.SUBMITTED,),
+        to=State.RETURNED,
+        fields={"reviewer": user, "reviewed_at": timezone.now(), "review_comment": comment},
+        verb="annotation.returned",
+        data={"comment": comment},
+    )
+
+
+def case_labelling_update(*, user: AbstractBaseUser, case: Case, data: dict[str, Any]) -> Case:
+    """Sets a case's etiology, confirmed flag and note from the editor (neurologists only)."""
+    _require_annotator(user)
+    allowed = {k: v for k, v in data.items() if k in {"etiology", "confirmed", "note"}}
+    return case_update(user=user, case=case, data=allowed)

@@ -1,0 +1,1 @@
+"""Background tasks of the annotation app: none yet (a mask save is a fast, synchronous write)."""

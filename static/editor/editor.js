@@ -1,0 +1,1021 @@
+/*
+ * Stroke AID slice editor: DWI / ADC / FLAIR side by side on Cornerstone, lesion masks painted
+ * per series into a Uint8Array label volume (voxel value = label value, 0 = background).
+ *
+ * Images: a Cornerstone image loader for "strokeaid:<series id>:<z>" reads the series' whole
+ * raw volume once (GET volume.raw: int16 or float32, z*y*x, C order) so window/level works on
+ * the real values and scrolling never waits for the network.
+ * Overlays: drawn by us after Cornerstone renders each image ("cornerstoneimagerendered"), in
+ * Cornerstone's pixel coordinate system, from a small per-viewport canvas of the slice.
+ * Saving: PUT mask.raw with the uint8 volume (gzip when the browser has CompressionStream) and
+ * If-Match: the ETag of the revision we started from; 412 opens the conflict dialog.
+ */
+(function () {
+  "use strict";
+
+  const gettext = window.gettext || ((s) => s);
+  const interpolate = window.interpolate || ((fmt, obj, named) =>
+    named ? fmt.replace(/%\((\w+)\)s/g, (_, k) => String(obj[k])) : fmt.replace(/%s/g, () => String(obj.shift())));
+  const cs = window.cornerstone;
+  const cfgEl = document.getElementById("editor-config");
+  if (!cs || !cfgEl) return;
+  const cfg = JSON.parse(cfgEl.textContent);
+  const csrfInput = document.querySelector("input[name=csrfmiddlewaretoken]");
+  const csrf = csrfInput ? csrfInput.value : "";
+  const AUTOSAVE_MS = window.STROKEAID_AUTOSAVE_MS !== undefined ? window.STROKEAID_AUTOSAVE_MS : 30000;
+  const UNDO_LIMIT = 100;
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+  // ---- label colours ----------------------------------------------------------------------
+  const labelByValue = {};
+  cfg.labels.forEach((l) => { labelByValue[l.value] = l; });
+  function hexToRgb(hex) {
+    const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || "#ffffff");
+    return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 255, 255];
+  }
+  const rgbOf = new Array(256).fill(null);
+  cfg.labels.forEach((l) => { rgbOf[l.value] = hexToRgb(l.color); });
+  // ImageData is RGBA bytes; a Uint32 view on little-endian machines reads them as ABGR.
+  function lutFor(alpha) {
+    const lut = new Uint32Array(256);
+    for (let v = 1; v < 256; v++) {
+      const c = rgbOf[v] || [255, 255, 255];
+      lut[v] = ((alpha & 255) << 24) | (c[2] << 16) | (c[1] << 8) | c[0];
+    }
+    return lut;
+  }
+
+  // ---- state ----------------------------------------------------------------------------------
+  const state = {
+    tool: cfg.can_annotate ? "brush" : "wl",
+    label: cfg.labels.length ? cfg.labels[0].value : 1,
+    radius: 4,
+    opacity: 0.45,
+    outline: false,
+    showMask: true,
+    showPrediction: false,
+    sync: true,
+    undo: [],
+    redo: [],
+    active: null,
+    ready: false,
+    saving: false,
+    autosaveTimer: null,
+  };
+  const series = {};       // id -> SeriesData
+  const viewports = [];    // Viewport objects in page order
+
+  class SeriesData {
+    constructor(conf) {
+      this.conf = conf;
+      this.id = conf.id;
+      this.kind = conf.kind;
+      this.shape = conf.shape;               // [z, y, x]
+      this.sliceSize = conf.shape[1] * conf.shape[2];
+      this.labels = new Uint8Array(conf.shape[0] * this.sliceSize);
+      this.prediction = null;
+      this.annotation = conf.annotation;     // {id, state, etag, ...} or null
+      this.etag = conf.annotation ? conf.annotation.etag : null;
+      this.dirty = false;
+      this.version = 0;
+      this.pixels = null;
+      this.volume = this.fetchVolume();
+    }
+
+    async fetchVolume() {
+      const r = await fetch(this.conf.volume_url, { credentials: "same-origin" });
+      if (!r.ok) throw new Error(interpolate(gettext("Could not load %s images"), [this.kind]));
+      const dtype = r.headers.get("X-Dtype") || "int16";
+      const buf = await r.arrayBuffer();
+      const n = this.shape[0] * this.sliceSize;
+      let data;
+      if (dtype === "int16") data = new Int16Array(buf);
+      else if (dtype === "uint16") data = new Uint16Array(buf);
+      else if (dtype === "uint8") data = new Uint8Array(buf);
+      else data = new Float32Array(buf);
+      if (data.length !== n) throw new Error(interpolate(gettext("%s volume has an unexpected size"), [this.kind]));
+      let lo = Infinity, hi = -Infinity;
+      for (let i = 0; i < n; i++) { const v = data[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+      this.slope = 1; this.intercept = 0;
+      if (data instanceof Float32Array) {
+        // Cornerstone's LUT indexes stored values: floats (ADC in mm²/s...) are quantised to
+        // 16 bits and mapped back with slope/intercept, so W/L still speaks real units.
+        const span = hi - lo || 1;
+        const q = new Uint16Array(n);
+        const k = 65535 / span;
+        for (let i = 0; i < n; i++) q[i] = Math.round((data[i] - lo) * k);
+        this.slope = span / 65535; this.intercept = lo;
+        data = q; lo = 0; hi = 65535;
+      }
+      this.pixels = data;
+      this.minStored = lo; this.maxStored = Math.max(hi, lo + 1);
+      return this;
+    }
+
+    image(z, imageId) {
+      const pixels = this.pixels.subarray(z * this.sliceSize, (z + 1) * this.sliceSize);
+      const [, rows, cols] = this.shape;
+      return {
+        imageId,
+        minPixelValue: this.minStored,
+        maxPixelValue: this.maxStored,
+        slope: this.slope,
+        intercept: this.intercept,
+        windowCenter: this.conf.window[0],
+        windowWidth: this.conf.window[1],
+        getPixelData: () => pixels,
+        rows, columns: cols, height: rows, width: cols,
+        color: false, rgba: false, invert: false,
+        columnPixelSpacing: this.conf.spacing[2],
+        rowPixelSpacing: this.conf.spacing[1],
+        sizeInBytes: pixels.byteLength,
+      };
+    }
+
+    slice(z) { return this.labels.subarray(z * this.sliceSize, (z + 1) * this.sliceSize); }
+
+    /** Slice centre in scanner mm (affine: voxel x, y, z -> RAS). */
+    position(z) {
+      const a = this.conf.affine;
+      const v = [this.shape[2] / 2, this.shape[1] / 2, z];
+      return [0, 1, 2].map((r) => a[r][0] * v[0] + a[r][1] * v[1] + a[r][2] * v[2] + a[r][3]);
+    }
+
+    /** The slice of this series nearest to a point (along this series' slice normal). */
+    sliceAt(p) {
+      const a = this.conf.affine;
+      const n = [a[0][2], a[1][2], a[2][2]];
+      const o = this.position(0);
+      const nn = n[0] * n[0] + n[1] * n[1] + n[2] * n[2] || 1;
+      const k = ((p[0] - o[0]) * n[0] + (p[1] - o[1]) * n[1] + (p[2] - o[2]) * n[2]) / nn;
+      return Math.max(0, Math.min(this.shape[0] - 1, Math.round(k)));
+    }
+  }
+
+  cs.registerImageLoader("strokeaid", (imageId) => {
+    const [, sid, z] = imageId.split(":");
+    const s = series[sid];
+    return { promise: s.volume.then(() => s.image(Number(z), imageId)), cancelFn: undefined };
+  });
+
+  // ---- viewports ------------------------------------------------------------------------------
+  class Viewport {
+    constructor(root, s) {
+      this.root = root;
+      this.el = $(".cs-element", root);
+      this.s = s;
+      this.z = Math.floor(s.shape[0] / 2);
+      this.displayed = false;
+      this.slider = $(".vp-slider", root);
+      this.ov = document.createElement("canvas");
+      this.ov.width = s.shape[2]; this.ov.height = s.shape[1];
+      this.ovCtx = this.ov.getContext("2d");
+      this.ovData = this.ovCtx.createImageData(s.shape[2], s.shape[1]);
+      this.ov32 = new Uint32Array(this.ovData.data.buffer);
+      this.pred = null;
+      this.poly = null;      // freehand polygon being drawn, in pixel coordinates
+      this.cursor = null;    // brush cursor position
+      this.renderQueued = false;
+      cs.enable(this.el);
+      this.el.addEventListener("cornerstoneimagerendered", (e) => this.onRendered(e.detail));
+      this.slider.addEventListener("input", () => this.setSlice(Number(this.slider.value), true));
+    }
+
+    imageId(z) { return "strokeaid:" + this.s.id + ":" + z; }
+
+    async setSlice(z, sync) {
+      z = Math.max(0, Math.min(this.s.shape[0] - 1, z));
+      this.z = z;
+      this.slider.value = String(z);
+      const image = await cs.loadAndCacheImage(this.imageId(z));
+      if (this.z !== z) return;  // a newer scroll won
+      if (!this.displayed) {
+        const vp = cs.getDefaultViewportForImage(this.el, image);
+        vp.voi = { windowCenter: this.s.conf.window[0], windowWidth: this.s.conf.window[1] };
+        cs.displayImage(this.el, image, vp);
+        this.displayed = true;
+      } else {
+        cs.displayImage(this.el, image);
+      }
+      if (sync && state.sync) syncFrom(this);
+    }
+
+    render() {
+      if (this.renderQueued || !this.displayed) return;
+      this.renderQueued = true;
+      requestAnimationFrame(() => { this.renderQueued = false; cs.updateImage(this.el); });
+    }
+
+    viewport() { return cs.getViewport(this.el); }
+
+    paintOverlay(labels, out, lut, outline, dotted) {
+      const w = this.s.shape[2], h = this.s.shape[1];
+      if (!outline) {
+        for (let i = 0; i < labels.length; i++) out[i] = lut[labels[i]];
+        return;
+      }
+      for (let y = 0; y < h; y++) {
+        const row = y * w;
+        for (let x = 0; x < w; x++) {
+          const i = row + x, v = labels[i];
+          let edge = false;
+          if (v !== 0) {
+            edge = x === 0 || x === w - 1 || y === 0 || y === h - 1 ||
+              labels[i - 1] !== v || labels[i + 1] !== v || labels[i - w] !== v || labels[i + w] !== v;
+            if (edge && dotted && ((x + y) & 1)) edge = false;
+          }
+          out[i] = edge ? lut[v] : 0;
+        }
+      }
+    }
+
+    onRendered(detail) {
+      const ctx = detail.canvasContext;
+      const ee = detail.enabledElement;
+      ctx.save();
+      cs.setToPixelCoordinateSystem(ee, ctx);
+      ctx.imageSmoothingEnabled = false;
+      const alpha = Math.round(state.opacity * 255);
+      if (state.showPrediction && this.s.prediction) {
+        this.paintOverlay(this.s.prediction.subarray(this.z * this.s.sliceSize, (this.z + 1) * this.s.sliceSize),
+          this.ov32, lutFor(230), true, true);
+        this.ovCtx.putImageData(this.ovData, 0, 0);
+        ctx.drawImage(this.ov, 0, 0);
+      }
+      if (state.showMask) {
+        this.paintOverlay(this.s.slice(this.z), this.ov32,
+          state.outline ? lutFor(Math.max(alpha, 200)) : lutFor(alpha), state.outline, false);
+        this.ovCtx.putImageData(this.ovData, 0, 0);
+        ctx.drawImage(this.ov, 0, 0);
+      }
+      const scale = detail.viewport.scale || 1;
+      if (this.poly && this.poly.length > 1) {
+        ctx.lineWidth = 1.5 / scale;
+        ctx.strokeStyle = this.poly.erase ? "#ffffff" : (labelByValue[state.label] || {}).color || "#ffff00";
+        ctx.setLineDash([4 / scale, 3 / scale]);
+        ctx.beginPath();
+        ctx.moveTo(this.poly[0].x, this.poly[0].y);
+        for (const p of this.poly) ctx.lineTo(p.x, p.y);
+        ctx.closePath();
+        ctx.stroke();
+      }
+      if (this.cursor && (state.tool === "brush" || state.tool === "eraser") && cfg.can_annotate) {
+        ctx.setLineDash([]);
+        ctx.lineWidth = 1 / scale;
+        ctx.strokeStyle = state.tool === "eraser" ? "#ffffff" : (labelByValue[state.label] || {}).color || "#ffff00";
+        ctx.beginPath();
+        ctx.arc(this.cursor.x, this.cursor.y, state.radius, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+      ctx.restore();
+      this.updateInfo(detail.viewport);
+      if (!window.__strokeaid_first_render_ms) {
+        window.__strokeaid_first_render_ms = performance.now();
+        try { performance.mark("strokeaid-first-render"); } catch (e) { /* old browsers */ }
+        document.body.dataset.firstRender = "1";
+      }
+    }
+
+    updateInfo(vp) {
+      $(".vp-slice", this.root).textContent = interpolate(gettext("slice %(z)s / %(n)s"),
+        { z: this.z + 1, n: this.s.shape[0] }, true);
+      $(".vp-wl", this.root).textContent = interpolate(gettext("W %(w)s  L %(c)s"),
+        { w: fmt(vp.voi.windowWidth), c: fmt(vp.voi.windowCenter) }, true);
+      $(".vp-zoom", this.root).textContent = interpolate(gettext("zoom %(z)s×"), { z: vp.scale.toFixed(2) }, true);
+      const a = this.s.annotation;
+      $(".vp-annot", this.root).textContent = a ? a.state_display || a.state : "";
+    }
+
+    reset() {
+      cs.reset(this.el);
+      const vp = this.viewport();
+      vp.voi = { windowCenter: this.s.conf.window[0], windowWidth: this.s.conf.window[1] };
+      cs.setViewport(this.el, vp);
+    }
+
+    resize() { if (this.displayed) cs.resize(this.el, true); else cs.resize(this.el); }
+  }
+
+  function fmt(v) {
+    const a = Math.abs(v);
+    return a >= 100 ? String(Math.round(v)) : a >= 1 ? v.toFixed(1) : v.toPrecision(3);
+  }
+
+  function syncFrom(src) {
+    const p = src.s.position(src.z);
+    for (const vp of viewports) {
+      if (vp === src) continue;
+      const z = vp.s.sliceAt(p);
+      if (z !== vp.z) vp.setSlice(z, false);
+    }
+  }
+
+  function setActive(vp) {
+    if (state.active === vp) return;
+    state.active = vp;
+    viewports.forEach((v) => v.root.classList.toggle("active", v === vp));
+    refreshRevisions();
+  }
+
+  // ---- editing ----------------------------------------------------------------------------------
+  function markDirty(s) {
+    s.dirty = true;
+    s.version++;
+    updateSaveStatus();
+    scheduleAutosave();
+  }
+
+  function pushUndo(entry) {
+    state.undo.push(entry);
+    if (state.undo.length > UNDO_LIMIT) state.undo.shift();
+    state.redo.length = 0;
+    updateUndoButtons();
+  }
+
+  function beginEdit(vp) {
+    return { vp, s: vp.s, z: vp.z, before: vp.s.slice(vp.z).slice() };
+  }
+
+  function commitEdit(edit) {
+    const after = edit.s.slice(edit.z);
+    let changed = false;
+    for (let i = 0; i < after.length; i++) if (after[i] !== edit.before[i]) { changed = true; break; }
+    if (!changed) return;
+    pushUndo({ vp: edit.vp, s: edit.s, z: edit.z, before: edit.before, after: after.slice() });
+    markDirty(edit.s);
+  }
+
+  function applySnapshot(entry, snapshot) {
+    entry.s.slice(entry.z).set(snapshot);
+    markDirty(entry.s);
+    if (entry.vp.z !== entry.z) entry.vp.setSlice(entry.z, true); else entry.vp.render();
+  }
+
+  function undo() {
+    const e = state.undo.pop();
+    if (!e) return;
+    state.redo.push(e);
+    applySnapshot(e, e.before);
+    updateUndoButtons();
+  }
+
+  function redo() {
+    const e = state.redo.pop();
+    if (!e) return;
+    state.undo.push(e);
+    applySnapshot(e, e.after);
+    updateUndoButtons();
+  }
+
+  function updateUndoButtons() {
+    const u = $("#undo"), r = $("#redo");
+    if (u) u.disabled = !state.undo.length;
+    if (r) r.disabled = !state.redo.length;
+  }
+
+  function paintDisc(s, z, cx, cy, r, value) {
+    const w = s.shape[2], h = s.shape[1];
+    const sl = s.slice(z);
+    const r2 = r * r;
+    const x0 = Math.max(0, Math.floor(cx - r)), x1 = Math.min(w - 1, Math.ceil(cx + r));
+    const y0 = Math.max(0, Math.floor(cy - r)), y1 = Math.min(h - 1, Math.ceil(cy + r));
+    for (let y = y0; y <= y1; y++) {
+      const dy = y + 0.5 - cy;
+      for (let x = x0; x <= x1; x++) {
+        const dx = x + 0.5 - cx;
+        if (dx * dx + dy * dy <= r2) sl[y * w + x] = value;
+      }
+    }
+  }
+
+  function paintSegment(s, z, a, b, r, value) {
+    const d = Math.hypot(b.x - a.x, b.y - a.y);
+    const steps = Math.max(1, Math.ceil(d / Math.max(0.5, r / 2)));
+    for (let i = 1; i <= steps; i++) {
+      const t = i / steps;
+      paintDisc(s, z, a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, r, value);
+    }
+  }
+
+  function fillPolygon(s, z, pts, value) {
+    const w = s.shape[2], h = s.shape[1];
+    const c = document.createElement("canvas");
+    c.width = w; c.height = h;
+    const ctx = c.getContext("2d");
+    ctx.fillStyle = "#000";
+    ctx.beginPath();
+    ctx.moveTo(pts[0].x, pts[0].y);
+    for (const p of pts) ctx.lineTo(p.x, p.y);
+    ctx.closePath();
+    ctx.fill();
+    const alpha = ctx.getImageData(0, 0, w, h).data;
+    const sl = s.slice(z);
+    for (let i = 0; i < sl.length; i++) if (alpha[i * 4 + 3] >= 128) sl[i] = value;
+  }
+
+  function floodFill(s, z, x, y, value) {
+    const w = s.shape[2], h = s.shape[1];
+    if (x < 0 || y < 0 || x >= w || y >= h) return;
+    const sl = s.slice(z);
+    const target = sl[y * w + x];
+    if (target === value) return;
+    const stack = [y * w + x];
+    while (stack.length) {
+      const i = stack.pop();
+      if (sl[i] !== target) continue;
+      sl[i] = value;
+      const px = i % w;
+      if (px > 0) stack.push(i - 1);
+      if (px < w - 1) stack.push(i + 1);
+      if (i >= w) stack.push(i - w);
+      if (i < w * (h - 1)) stack.push(i + w);
+    }
+  }
+
+  function clearSlice(vp) {
+    if (!vp || !cfg.can_annotate || !state.ready) return;
+    const edit = beginEdit(vp);
+    vp.s.slice(vp.z).fill(0);
+    commitEdit(edit);
+    vp.render();
+  }
+
+  // ---- mouse ---------------------------------------------------------------------------------------
+  function bindMouse(vp) {
+    const el = vp.el;
+    let drag = null;
+
+    function pixel(e) { return cs.pageToPixel(el, e.pageX, e.pageY); }
+
+    el.addEventListener("mousedown", (e) => {
+      setActive(vp);
+      el.focus({ preventScroll: true });
+      e.preventDefault();
+      const p = pixel(e);
+      let mode;
+      if (e.button === 2) mode = "wl";
+      else if (e.button === 1 || (e.button === 0 && e.shiftKey && state.tool !== "scissors")) mode = "pan";
+      else mode = state.tool;
+      const editing = ["brush", "eraser", "scissors", "fill"].includes(mode);
+      if (editing && (!cfg.can_annotate || !state.ready)) return;
+      drag = { mode, start: { x: e.pageX, y: e.pageY }, last: { x: e.pageX, y: e.pageY }, lastPixel: p };
+      if (mode === "brush" || mode === "eraser") {
+        drag.edit = beginEdit(vp);
+        const value = mode === "eraser" ? 0 : state.label;
+        drag.value = value;
+        paintDisc(vp.s, vp.z, p.x, p.y, state.radius, value);
+        vp.render();
+      } else if (mode === "scissors") {
+        vp.poly = [p];
+        vp.poly.erase = e.shiftKey || state.label === 0;
+      } else if (mode === "fill") {
+        const edit = beginEdit(vp);
+        floodFill(vp.s, vp.z, Math.floor(p.x), Math.floor(p.y), state.label);
+        commitEdit(edit);
+        vp.render();
+        drag = null;
+      }
+    });
+
+    el.addEventListener("mousemove", (e) => {
+      if (!drag) {
+        vp.cursor = pixel(e);
+        if (state.tool === "brush" || state.tool === "eraser") vp.render();
+      }
+    });
+    el.addEventListener("mouseleave", () => { vp.cursor = null; vp.render(); });
+
+    window.addEventListener("mousemove", (e) => {
+      if (!drag) return;
+      const dx = e.pageX - drag.last.x, dy = e.pageY - drag.last.y;
+      drag.last = { x: e.pageX, y: e.pageY };
+      const view = vp.viewport();
+      if (drag.mode === "wl") {
+        const step = Math.max(vp.s.conf.window[1], 1e-6) / 300;
+        view.voi.windowWidth = Math.max(step, view.voi.windowWidth + dx * step);
+        view.voi.windowCenter += dy * step;
+        cs.setViewport(el, view);
+      } else if (drag.mode === "pan") {
+        view.translation.x += dx / view.scale;
+        view.translation.y += dy / view.scale;
+        cs.setViewport(el, view);
+      } else if (drag.mode === "zoom") {
+        view.scale = Math.max(0.1, Math.min(20, view.scale * Math.exp(-dy / 150)));
+        cs.setViewport(el, view);
+      } else if (drag.mode === "brush" || drag.mode === "eraser") {
+        const p = pixel(e);
+        paintSegment(vp.s, vp.z, drag.lastPixel, p, state.radius, drag.value);
+        drag.lastPixel = p;
+        vp.cursor = p;
+        vp.render();
+      } else if (drag.mode === "scissors") {
+        vp.poly.push(pixel(e));
+        vp.render();
+      }
+    });
+
+    window.addEventListener("mouseup", () => {
+      if (!drag) return;
+      if (drag.edit) commitEdit(drag.edit);
+      if (drag.mode === "scissors" && vp.poly) {
+        if (vp.poly.length > 2) {
+          const edit = beginEdit(vp);
+          fillPolygon(vp.s, vp.z, vp.poly, vp.poly.erase ? 0 : state.label);
+          commitEdit(edit);
+        }
+        vp.poly = null;
+        vp.render();
+      }
+      drag = null;
+    });
+
+    el.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      setActive(vp);
+      if (e.ctrlKey || e.metaKey) {
+        const view = vp.viewport();
+        view.scale = Math.max(0.1, Math.min(20, view.scale * (e.deltaY < 0 ? 1.1 : 1 / 1.1)));
+        cs.setViewport(el, view);
+        return;
+      }
+      vp.setSlice(vp.z + (e.deltaY > 0 ? 1 : -1), true);
+    }, { passive: false });
+  }
+
+  // ---- network ---------------------------------------------------------------------------------------
+  async function gzip(bytes) {
+    if (!("CompressionStream" in window)) return null;
+    const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  async function loadMask(s, url) {
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (!r.ok) throw new Error(gettext("Could not load the mask"));
+    const buf = new Uint8Array(await r.arrayBuffer());
+    if (buf.length !== s.labels.length) throw new Error(gettext("The stored mask has another shape"));
+    s.labels.set(buf);
+    const etag = r.headers.get("ETag");
+    if (etag) s.etag = etag;
+    return s;
+  }
+
+  async function loadPrediction(s) {
+    if (s.prediction || !s.conf.prediction_url) return;
+    const r = await fetch(s.conf.prediction_url, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const buf = new Uint8Array(await r.arrayBuffer());
+    if (buf.length === s.labels.length) s.prediction = buf;
+    else console.warn("prediction of series", s.id, "has another shape: not shown");
+  }
+
+  function jsonFetch(url, method, body, extraHeaders) {
+    return fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: Object.assign({ "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" }, extraHeaders || {}),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(async (r) => {
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) { const err = new Error(data.message || r.statusText); err.status = r.status; err.data = data; throw err; }
+      return data;
+    });
+  }
+
+  async function saveSeries(s, etagOverride) {
+    const version = s.version;
+    const headers = { "Content-Type": "application/octet-stream", "X-CSRFToken": csrf, Accept: "application/json" };
+    let body = await gzip(s.labels);
+    if (body) headers["Content-Encoding"] = "gzip"; else body = s.labels;
+    const etag = etagOverride || s.etag;
+    if (etag) headers["If-Match"] = etag;
+    const r = await fetch(s.conf.save_url, { method: "PUT", body, headers, credentials: "same-origin" });
+    const data = await r.json().catch(() => ({}));
+    if (r.status === 412 || r.status === 428) return { conflict: data, series: s };
+    if (!r.ok) throw new Error(data.message || r.statusText);
+    s.etag = data.etag;
+    s.annotation = Object.assign({}, s.annotation || {}, {
+      id: data.annotation, state: data.state, etag: data.etag, revision: data.revision.number,
+      state_display: stateDisplay(data.state),
+    });
+    if (s.version === version) s.dirty = false;
+    return { ok: true, data };
+  }
+
+  async function save(reason) {
+    if (!cfg.can_annotate || !state.ready || state.saving) return;
+    clearTimeout(state.autosaveTimer);
+    const dirty = Object.values(series).filter((s) => s.dirty);
+    if (!dirty.length) { updateSaveStatus(); return; }
+    state.saving = true;
+    setSaveStatus(gettext("Saving…"), "saving");
+    const t0 = performance.now();
+    try {
+      for (const s of dirty) {
+        const result = await saveSeries(s);
+        if (result.conflict) { state.saving = false; showConflict(result); return; }
+      }
+      window.__strokeaid_last_save_ms = performance.now() - t0;
+      state.saving = false;
+      updateSaveStatus(reason === "auto" ? gettext("Autosaved") : gettext("Saved"));
+      renderWorkflow();
+      refreshRevisions();
+      viewports.forEach((v) => v.render());
+    } catch (err) {
+      state.saving = false;
+      setSaveStatus(interpolate(gettext("Not saved: %s"), [err.message]), "error");
+    }
+  }
+
+  function scheduleAutosave() {
+    clearTimeout(state.autosaveTimer);
+    if (AUTOSAVE_MS > 0) state.autosaveTimer = setTimeout(() => save("auto"), AUTOSAVE_MS);
+  }
+
+  function setSaveStatus(text, cls) {
+    const el = $("#save-status");
+    if (!el) return;
+    el.textContent = text;
+    el.className = "save-status " + (cls || "");
+  }
+
+  function updateSaveStatus(savedText) {
+    const dirty = Object.values(series).some((s) => s.dirty);
+    document.body.classList.toggle("has-unsaved", dirty);
+    if (dirty) setSaveStatus(gettext("Unsaved changes"), "dirty");
+    else setSaveStatus(savedText || gettext("All changes saved"), "clean");
+  }
+
+  // ---- conflict ------------------------------------------------------------------------------------
+  let pendingConflict = null;
+  function showConflict(result) {
+    pendingConflict = result;
+    setSaveStatus(gettext("Conflict: not saved"), "error");
+    $("#conflict-text").textContent = interpolate(gettext(
+      "A newer version of your %(kind)s mask (revision %(rev)s) was saved in another tab or by another client after you opened it. Nothing was overwritten."),
+      { kind: result.series.kind, rev: (result.conflict.extra || {}).revision || "?" }, true);
+    $("#conflict-dialog").hidden = false;
+  }
+
+  function bindConflict() {
+    const dlg = $("#conflict-dialog");
+    if (!dlg) return;
+    $("#conflict-cancel").addEventListener("click", () => { dlg.hidden = true; updateSaveStatus(); });
+    $("#conflict-reload").addEventListener("click", async () => {
+      dlg.hidden = true;
+      const s = pendingConflict.series;
+      const a = s.annotation;
+      await loadMask(s, cfg.urls.annotation.replace("{id}", a.id) + "mask.raw");
+      s.dirty = false;
+      state.undo = state.undo.filter((e) => e.s !== s);
+      state.redo = state.redo.filter((e) => e.s !== s);
+      updateUndoButtons();
+      await refreshAnnotation(s);
+      viewports.forEach((v) => v.render());
+      updateSaveStatus(gettext("Reloaded the newer version"));
+    });
+    $("#conflict-copy").addEventListener("click", async () => {
+      dlg.hidden = true;
+      const s = pendingConflict.series;
+      const current = (pendingConflict.conflict.extra || {}).current_etag;
+      setSaveStatus(gettext("Saving…"), "saving");
+      const result = await saveSeries(s, current || "*");
+      if (result.conflict) { showConflict(result); return; }
+      save();
+    });
+  }
+
+  async function refreshAnnotation(s) {
+    if (!s.annotation || !s.annotation.id) return;
+    const a = await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id), "GET");
+    s.annotation = Object.assign({}, s.annotation, { state: a.state, etag: a.etag, review_comment: a.review_comment,
+      revision: a.revision_count, state_display: stateDisplay(a.state), reviewer: a.reviewer });
+    if (cfg.mode === "edit" && !s.dirty) s.etag = a.etag;
+    renderWorkflow();
+  }
+
+  // ---- side panels ---------------------------------------------------------------------------------
+  const STATE_NAMES = {
+    draft: gettext("Draft"), submitted: gettext("Submitted"), approved: gettext("Approved"), returned: gettext("Returned"),
+  };
+  function stateDisplay(st) { return STATE_NAMES[st] || st; }
+
+  function renderWorkflow() {
+    const list = $("#workflow-list");
+    if (!list) return;
+    list.textContent = "";
+    for (const vp of viewports) {
+      const s = vp.s, a = s.annotation;
+      const li = document.createElement("li");
+      li.dataset.series = s.id;
+      const kind = document.createElement("strong");
+      kind.textContent = s.kind + " ";
+      li.appendChild(kind);
+      const badge = document.createElement("span");
+      badge.className = "badge state-" + (a ? a.state : "none");
+      badge.textContent = a && a.revision ? stateDisplay(a.state) : gettext("No mask");
+      li.appendChild(badge);
+      if (a && a.revision) {
+        const rev = document.createElement("span");
+        rev.className = "muted";
+        rev.textContent = " " + interpolate(gettext("revision %s"), [a.revision]);
+        li.appendChild(rev);
+      }
+      if (a && a.review_comment && (a.state === "returned" || a.state === "approved")) {
+        const c = document.createElement("div");
+        c.className = "review-comment";
+        c.textContent = interpolate(gettext("%(who)s: %(comment)s"), { who: a.reviewer || gettext("Reviewer"), comment: a.review_comment }, true);
+        li.appendChild(c);
+      }
+      list.appendChild(li);
+      vp.updateInfo(vp.displayed ? vp.viewport() : { voi: { windowWidth: s.conf.window[1], windowCenter: s.conf.window[0] }, scale: 1 });
+    }
+  }
+
+  function bindWorkflow() {
+    const status = $("#workflow-status");
+    const say = (t) => { if (status) status.textContent = t; };
+    const submit = $("#submit-button");
+    if (submit) submit.addEventListener("click", async () => {
+      await save();
+      if (Object.values(series).some((s) => s.dirty)) return;
+      const todo = Object.values(series).filter((s) => s.annotation && s.annotation.revision &&
+        (s.annotation.state === "draft" || s.annotation.state === "returned"));
+      if (!todo.length) { say(gettext("Nothing to submit: save a mask first.")); return; }
+      try {
+        for (const s of todo) {
+          await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + "submit/", "POST", {});
+          await refreshAnnotation(s);
+        }
+        say(gettext("Submitted for review."));
+      } catch (err) { say(err.message); }
+    });
+    const act = async (verb) => {
+      const comment = ($("#review-comment") || {}).value || "";
+      const todo = Object.values(series).filter((s) => s.annotation && s.annotation.state === "submitted");
+      if (!todo.length) { say(gettext("Nothing is waiting for review here.")); return; }
+      try {
+        for (const s of todo) {
+          await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + verb + "/", "POST", { comment });
+          await refreshAnnotation(s);
+        }
+        say(verb === "approve" ? gettext("Approved.") : gettext("Returned to the annotator."));
+      } catch (err) { say(err.message); }
+    };
+    const approve = $("#approve-button"), ret = $("#return-button");
+    if (approve) approve.addEventListener("click", () => act("approve"));
+    if (ret) ret.addEventListener("click", () => act("return"));
+  }
+
+  function bindLabelling() {
+    const btn = $("#case-save");
+    if (!btn) return;
+    btn.addEventListener("click", async () => {
+      const status = $("#case-status");
+      try {
+        await jsonFetch(cfg.urls.labelling, "POST", {
+          etiology: $("#case-etiology").value || null,
+          confirmed: $("#case-confirmed").checked,
+          note: $("#case-note").value,
+        });
+        status.textContent = gettext("Case labelling saved.");
+        status.className = "ok";
+      } catch (err) {
+        status.textContent = err.message;
+        status.className = "error";
+      }
+    });
+  }
+
+  async function refreshRevisions() {
+    const list = $("#revision-list");
+    if (!list || !state.active) return;
+    const s = state.active.s;
+    $("#revisions-kind").textContent = s.kind;
+    list.textContent = "";
+    if (!s.annotation || !s.annotation.id) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = gettext("Not saved yet.");
+      list.appendChild(li);
+      return;
+    }
+    let revisions = [];
+    try {
+      revisions = await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + "revisions/", "GET");
+    } catch (err) { return; }
+    if (state.active.s !== s) return;
+    for (const rev of revisions) {
+      const li = document.createElement("li");
+      li.dataset.revision = rev.number;
+      const when = new Date(rev.created_at).toLocaleString();
+      li.textContent = interpolate(gettext("r%(n)s · %(when)s · %(who)s · %(ml)s ml"),
+        { n: rev.number, when, who: rev.created_by || "—", ml: rev.total_ml.toFixed(2) }, true);
+      li.title = Object.entries(rev.volumes_ml).map(([v, ml]) =>
+        ((labelByValue[v] || {}).title || v) + ": " + ml + " ml").join("\n");
+      if (cfg.can_annotate && rev.number !== s.annotation.revision) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "restore-button";
+        b.textContent = gettext("Restore");
+        b.addEventListener("click", () => restoreRevision(s, rev.number));
+        li.appendChild(b);
+      }
+      list.appendChild(li);
+    }
+  }
+
+  async function restoreRevision(s, number) {
+    if (s.dirty && !window.confirm(gettext("Discard your unsaved changes on this series and restore the older revision?"))) return;
+    try {
+      const base = cfg.urls.annotation.replace("{id}", s.annotation.id);
+      await jsonFetch(base + "revisions/" + number + "/restore/", "POST", undefined, s.etag ? { "If-Match": s.etag } : {});
+      await loadMask(s, base + "mask.raw");
+      s.dirty = false;
+      state.undo = state.undo.filter((e) => e.s !== s);
+      state.redo = state.redo.filter((e) => e.s !== s);
+      updateUndoButtons();
+      await refreshAnnotation(s);
+      updateSaveStatus(interpolate(gettext("Restored revision %s"), [number]));
+      viewports.forEach((v) => v.render());
+      refreshRevisions();
+    } catch (err) {
+      if (err.status === 412) showConflict({ conflict: err.data, series: s });
+      else setSaveStatus(err.message, "error");
+    }
+  }
+
+  // ---- toolbar and keyboard ------------------------------------------------------------------------
+  function setTool(tool) {
+    if (!$('.tool[data-tool="' + tool + '"]')) return;
+    state.tool = tool;
+    $$(".tool").forEach((b) => b.classList.toggle("active", b.dataset.tool === tool));
+    viewports.forEach((v) => { v.el.dataset.tool = tool; v.render(); });
+  }
+
+  function setLabel(value) {
+    if (value !== 0 && !labelByValue[value]) return;
+    state.label = value;
+    $$(".label-button").forEach((b) => b.classList.toggle("active", Number(b.dataset.value) === value));
+    if (value === 0 && state.tool === "brush") setTool("eraser");
+    else if (value !== 0 && state.tool === "eraser") setTool("brush");
+  }
+
+  function setRadius(r) {
+    state.radius = Math.max(1, Math.min(40, r));
+    const input = $("#brush-radius");
+    if (input) { input.value = String(state.radius); $("#brush-radius-value").textContent = String(state.radius); }
+    viewports.forEach((v) => v.render());
+  }
+
+  function applyPreset(name, vp) {
+    if (!vp) return;
+    const [c, w] = vp.s.conf.window;
+    const view = vp.viewport();
+    if (name === "default") view.voi = { windowCenter: c, windowWidth: w };
+    else if (name === "narrow") view.voi = { windowCenter: c + w * 0.15, windowWidth: w * 0.5 };
+    else if (name === "wide") view.voi = { windowCenter: c, windowWidth: w * 2 };
+    else if (name === "full") {
+      const lo = vp.s.minStored * vp.s.slope + vp.s.intercept, hi = vp.s.maxStored * vp.s.slope + vp.s.intercept;
+      view.voi = { windowCenter: (lo + hi) / 2, windowWidth: Math.max(hi - lo, 1e-6) };
+    }
+    cs.setViewport(vp.el, view);
+  }
+
+  function toggleHelp(show) {
+    const h = $("#help-overlay");
+    h.hidden = show === undefined ? !h.hidden : !show;
+  }
+
+  function bindToolbar() {
+    $$(".tool").forEach((b) => b.addEventListener("click", () => setTool(b.dataset.tool)));
+    $$(".label-button").forEach((b) => b.addEventListener("click", () => setLabel(Number(b.dataset.value))));
+    const radius = $("#brush-radius");
+    if (radius) radius.addEventListener("input", () => setRadius(Number(radius.value)));
+    $("#overlay-opacity").addEventListener("input", (e) => { state.opacity = Number(e.target.value) / 100; renderAll(); });
+    $("#toggle-outline").addEventListener("change", (e) => { state.outline = e.target.checked; renderAll(); });
+    $("#toggle-mask").addEventListener("change", (e) => { state.showMask = e.target.checked; renderAll(); });
+    $("#sync-scroll").addEventListener("change", (e) => { state.sync = e.target.checked; });
+    $("#wl-preset").addEventListener("change", (e) => applyPreset(e.target.value, state.active));
+    const pred = $("#toggle-prediction");
+    if (viewports.some((v) => v.s.conf.prediction_url)) {
+      $("#prediction-toggle-wrap").hidden = false;
+      pred.addEventListener("change", async () => {
+        state.showPrediction = pred.checked;
+        if (pred.checked) await Promise.all(viewports.map((v) => loadPrediction(v.s)));
+        renderAll();
+      });
+    }
+    const on = (id, fn) => { const el = $(id); if (el) el.addEventListener("click", fn); };
+    on("#undo", undo);
+    on("#redo", redo);
+    on("#clear-slice", () => clearSlice(state.active));
+    on("#save-button", () => save());
+    on("#help-button", () => toggleHelp());
+    $$(".dialog-close").forEach((b) => b.addEventListener("click", () => toggleHelp(false)));
+  }
+
+  function renderAll() { viewports.forEach((v) => v.render()); }
+
+  function bindKeyboard() {
+    document.addEventListener("keydown", (e) => {
+      const tag = (e.target.tagName || "").toLowerCase();
+      const typing = tag === "textarea" || tag === "select" || (tag === "input" && !["range", "checkbox"].includes(e.target.type));
+      const ctrl = e.ctrlKey || e.metaKey;
+      if (ctrl && e.key.toLowerCase() === "s") { e.preventDefault(); save(); return; }
+      if (typing) return;
+      if (e.key === "Escape") {
+        toggleHelp(false);
+        viewports.forEach((v) => { v.poly = null; v.render(); });
+        return;
+      }
+      if (e.key === "?") { e.preventDefault(); toggleHelp(); return; }
+      const vp = state.active;
+      if (ctrl && e.key.toLowerCase() === "z") { e.preventDefault(); if (e.shiftKey) redo(); else undo(); return; }
+      if (ctrl && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); return; }
+      if (ctrl || e.altKey) return;
+      const step = { ArrowUp: -1, ArrowDown: 1, PageUp: -5, PageDown: 5, ArrowLeft: -1, ArrowRight: 1 }[e.key];
+      if (step !== undefined && vp) { e.preventDefault(); vp.setSlice(vp.z + step, true); return; }
+      if (e.key === "Home" && vp) { e.preventDefault(); vp.setSlice(0, true); return; }
+      if (e.key === "End" && vp) { e.preventDefault(); vp.setSlice(vp.s.shape[0] - 1, true); return; }
+      if (/^[0-9]$/.test(e.key) && cfg.can_annotate) {
+        const n = Number(e.key);
+        if (n === 0) setLabel(0);
+        else if (cfg.labels[n - 1]) setLabel(cfg.labels[n - 1].value);
+        return;
+      }
+      const k = e.key.toLowerCase();
+      const tools = { b: "brush", e: "eraser", p: "scissors", f: "fill", w: "wl", m: "pan", z: "zoom" };
+      if (tools[k]) { setTool(tools[k]); return; }
+      if (e.key === "[") setRadius(state.radius - 1);
+      else if (e.key === "]") setRadius(state.radius + 1);
+      else if (k === "o") { const c = $("#toggle-outline"); c.checked = !c.checked; c.dispatchEvent(new Event("change")); }
+      else if (k === "h") { const c = $("#toggle-mask"); c.checked = !c.checked; c.dispatchEvent(new Event("change")); }
+      else if (k === "t") { const c = $("#toggle-prediction"); if (!$("#prediction-toggle-wrap").hidden) { c.checked = !c.checked; c.dispatchEvent(new Event("change")); } }
+      else if (k === "r" && vp) vp.reset();
+      else if ((e.key === "+" || e.key === "=") && vp) { const v = vp.viewport(); v.scale *= 1.2; cs.setViewport(vp.el, v); }
+      else if (e.key === "-" && vp) { const v = vp.viewport(); v.scale /= 1.2; cs.setViewport(vp.el, v); }
+      else if (e.key === "Delete" || e.key === "Backspace") { e.preventDefault(); clearSlice(vp); }
+    });
+  }
+
+  // ---- start ----------------------------------------------------------------------------------------
+  function start() {
+    for (const conf of cfg.series) series[conf.id] = new SeriesData(conf);
+    $$(".viewport").forEach((root) => {
+      const vp = new Viewport(root, series[root.dataset.series]);
+      viewports.push(vp);
+      bindMouse(vp);
+    });
+    if (!viewports.length) return;
+    // Start on the slice with the most lesion voxels once the masks are in; middle until then.
+    viewports.forEach((vp) => vp.setSlice(vp.z, false).catch((err) => setSaveStatus(err.message, "error")));
+    setActive(viewports[0]);
+    bindToolbar();
+    bindKeyboard();
+    bindConflict();
+    bindWorkflow();
+    bindLabelling();
+    setTool(state.tool);
+    if (cfg.can_annotate) setLabel(state.label);
+    setRadius(state.radius);
+    updateUndoButtons();
+    const masks = Object.values(series).filter((s) => s.conf.mask_url).map((s) => loadMask(s, s.conf.mask_url));
+    Promise.all(masks).then(() => {
+      state.ready = true;
+      document.body.dataset.editorReady = "1";
+      updateSaveStatus(gettext("Ready"));
+      renderWorkflow();
+      renderAll();
+    }).catch((err) => setSaveStatus(err.message, "error"));
+    window.addEventListener("resize", () => viewports.forEach((v) => v.resize()));
+    window.addEventListener("beforeunload", (e) => {
+      if (Object.values(series).some((s) => s.dirty)) { e.preventDefault(); e.returnValue = ""; return ""; }
+      return undefined;
+    });
+  }
+
+  // A small read-only handle for tests, the benchmark and debugging from the console.
+  window.strokeaidEditor = {
+    state,
+    series,
+    viewports,
+    save,
+    undo,
+    redo,
+    setTool,
+    setLabel,
+    setRadius,
+    viewport: (kind) => viewports.find((v) => v.s.kind === kind),
+    countLabel: (kind, value, z) => {
+      const vp = viewports.find((v) => v.s.kind === kind);
+      const arr = z === undefined ? vp.s.labels : vp.s.slice(z);
+      let n = 0;
+      for (let i = 0; i < arr.length; i++) if (arr[i] === value) n++;
+      return n;
+    },
+  };
+
+  start();
+})();
