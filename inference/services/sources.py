@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from annotation.models import Annotation
+from annotation.selectors import annotations_training_ready
 from inference.services.arrays import REFERENCE_KINDS
 
 
@@ -59,13 +60,16 @@ def _kind_rank(kind: str) -> int:
 
 def case_masks(*, case_ids: Iterable[int], approved_only: bool) -> dict[int, MaskRef]:
     """``{case id: chosen mask revision}`` for the cases that have one (one query)."""
-    qs = Annotation.objects.filter(
-        series__case_id__in=list(case_ids),
-        current_revision__isnull=False,
-        series__quarantined=False,
-    ).select_related("series", "current_revision")
+    ids = list(case_ids)
     if approved_only:
-        qs = qs.filter(state=Annotation.State.APPROVED)
+        # The annotation app's definition of training-ready (approved, confirmed case).
+        qs = annotations_training_ready().filter(series__case_id__in=ids)
+    else:
+        qs = Annotation.objects.filter(
+            series__case_id__in=ids,
+            current_revision__isnull=False,
+            series__quarantined=False,
+        ).select_related("series", "current_revision")
     chosen: dict[int, Annotation] = {}
     for ann in qs:
         case_id = ann.series.case_id
