@@ -54,7 +54,9 @@ class CaseUploadApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
-        files = serializers.ListField(child=serializers.FileField(), allow_empty=True)
+        files = serializers.ListField(
+            child=serializers.FileField(allow_empty_file=True), allow_empty=True
+        )
         kind = serializers.ChoiceField(
             choices=Series.Kind.choices, required=False, allow_blank=True
         )
