@@ -82,7 +82,7 @@ def snapshot() -> tuple:
     )
 
 
-# --- success -------------------------------------------------------------------------------
+# --- success -------------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_dicom_files_upload_returns_series(post: Callable, case: Any) -> None:
     response = post(uploads_of(series_files("DWI")))
@@ -134,7 +134,7 @@ def test_nifti_upload_needs_kind(post: Callable, tmp_path: Path) -> None:
     assert series["shape"] == [3, 5, 4] and series["spacing"] == [5.0, 2.0, 2.0]
 
 
-# --- bad input: 400/413, the error shape, nothing stored ----------------------------------------
+# --- bad input: 400/413, the error shape, nothing stored -----------------------------------------
 def _truncated() -> bytes:
     data = next(iter(dwi_bytes().values()))
     return data[: len(data) - 3000]
@@ -258,7 +258,7 @@ def test_zip_declared_size_lie_is_caught_while_extracting(post: Callable) -> Non
     assert snapshot() == before
 
 
-# --- background jobs ------------------------------------------------------------------------------
+# --- background jobs -----------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_large_upload_runs_as_a_job(
     post: Callable, api_client_for: Callable, neurologist: Any, case: Any,
@@ -304,7 +304,7 @@ def test_failed_job_reports_the_error_and_stores_nothing(
     assert after[:3] == before[:3] and after[5] == before[5]  # one job row, no series, no files
 
 
-# --- permissions ----------------------------------------------------------------------------------
+# --- permissions ---------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_permissions(
     api_client_for: Callable, anon_client: Any, clinician: Any, reviewer: Any,
@@ -346,15 +346,15 @@ def test_job_of_another_clinicians_case_is_hidden(
     assert api_client_for(clinician).get(f"/api/uploads/{job_id}/").json()["status"] == "done"
 
 
-# --- the page ---------------------------------------------------------------------------------------
+# --- the page ------------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_upload_page_and_form_fallback(client: Any, neurologist: Any, case: Any) -> None:
     client.force_login(neurologist)
     page = client.get(f"/cases/{case.pk}/upload/")
     assert page.status_code == 200
     html = page.content.decode()
-    for marker in ('id="dropzone"', 'id="kind-select"', "js/upload.js", f"/api/cases/{case.pk}/uploads/",
-                   'id="transfer-progress"', "csrfmiddlewaretoken"):  # fmt: skip
+    markers = ['id="dropzone"', 'id="kind-select"', "js/upload.js", 'id="transfer-progress"']
+    for marker in [*markers, f"/api/cases/{case.pk}/uploads/", "csrfmiddlewaretoken"]:
         assert marker in html
     response = client.post(f"/cases/{case.pk}/upload/", {"files": uploads_of(series_files("ADC"))})
     assert response.status_code == 302 and response.url == f"/cases/{case.pk}/"
