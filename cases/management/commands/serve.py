@@ -1,0 +1,110 @@
+"""``manage.py serve``: task workers plus daphne (HTTP + websockets), stopped together.
+
+Starts two django-q2 clusters as child processes, ``qcluster`` for the default queue
+(ingestion, prediction, export) and one with ``Q_CLUSTER_NAME=training`` for training runs
+(so a long training never blocks a prediction), then daphne in the foreground. SIGINT and
+SIGTERM are forwarded to every child; when any child ends, the others are stopped too, so no
+orphaned worker keeps running after the server is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+STOP_TIMEOUT = 15.0
+
+
+class Command(BaseCommand):
+    help = "Serve Stroke AID: daphne (HTTP + websockets) and the django-q2 task workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-workers", action="store_true", help="serve HTTP only")
+        parser.add_argument("--no-collectstatic", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["no_collectstatic"]:
+            call_command("collectstatic", interactive=False, verbosity=0)
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        env = {**os.environ}
+        children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        if not options["no_workers"]:
+            children.append(
+                ("tasks", subprocess.Popen([sys.executable, manage, "qcluster"], env=env))
+            )
+            training_env = {**env, "Q_CLUSTER_NAME": settings.TRAINING_QUEUE}
+            children.append(
+                (
+                    "training",
+                    subprocess.Popen([sys.executable, manage, "qcluster"], env=training_env),
+                )
+            )
+        host, port = options["host"], str(options["port"])
+        daphne = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                host,
+                "-p",
+                port,
+                "strokeaid_site.asgi:application",
+            ],
+            env=env,
+        )
+        children.append(("web", daphne))
+        shown = f"[{host}]" if ":" in host else host
+        self.stdout.write(self.style.SUCCESS(f"Stroke AID is serving at http://{shown}:{port}/"))
+        self.stdout.write("Press Ctrl+C to stop the server and its workers.")
+
+        stopping = False
+
+        def _forward(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+            # SIGTERM rather than the signal received: a child started from a background shell
+            # ignores SIGINT, and both daphne and qcluster shut down cleanly on SIGTERM.
+            for _name, child in children:
+                if child.poll() is None:
+                    child.terminate()
+
+        previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stopping and all(child.poll() is None for _n, child in children):
+                time.sleep(0.5)
+            ended = [name for name, child in children if child.poll() is not None]
+            if ended and not stopping:
+                self.stderr.write(f"{', '.join(ended)} stopped; stopping the others.")
+        finally:
+            _stop_all(children)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        code = daphne.returncode
+        if code not in (0, None, -signal.SIGINT, -signal.SIGTERM) and not stopping:
+            sys.exit(code)
+
+
+def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    """SIGTERM, a grace period for running tasks to finish their step, then SIGKILL."""
+    for _name, child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for _name, child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
