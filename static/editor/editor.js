@@ -680,9 +680,16 @@
       const s = pendingConflict.series;
       const current = (pendingConflict.conflict.extra || {}).current_etag;
       setSaveStatus(gettext("Saving…"), "saving");
-      const result = await saveSeries(s, current || "*");
-      if (result.conflict) { showConflict(result); return; }
-      save();
+      try {
+        const result = await saveSeries(s, current || "*");
+        if (result.conflict) { showConflict(result); return; }
+      } catch (err) {
+        setSaveStatus(interpolate(gettext("Not saved: %s"), [err.message]), "error");
+        return;
+      }
+      renderWorkflow();
+      refreshRevisions();
+      if (Object.values(series).some((x) => x.dirty)) save(); else updateSaveStatus(gettext("Saved"));
     });
   }
 
