@@ -12,7 +12,7 @@
 set -eu
 
 # The command that marks stale training runs interrupted (inference/management/commands).
-TRAINING_REAP_COMMAND="${TRAINING_REAP_COMMAND:-training_reap}"
+TRAINING_REAP_COMMAND="${TRAINING_REAP_COMMAND:-reap_training_runs}"
 
 role="${1:-web}"
 case "$role" in
