@@ -16,8 +16,8 @@ from accounts.roles import DATA_MANAGER, ROLES
 from cases.apis import FallbackContentNegotiation
 from cases.selectors import case_get_for_user, series_get_for_user
 from inference import selectors, services
-from inference.rendering import label_volume_nifti_gz
 from inference.models import JobStatus
+from inference.rendering import label_volume_nifti_gz
 from inference.serializers import (
     ModelOutputSerializer,
     PredictionOutputSerializer,
@@ -50,7 +50,9 @@ class TrainingRunListApi(APIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TrainingRunListSerializer(page, many=True).data)
 
-    @extend_schema(request=TrainingRunStartInputSerializer, responses={202: TrainingRunOutputSerializer})
+    @extend_schema(
+        request=TrainingRunStartInputSerializer, responses={202: TrainingRunOutputSerializer}
+    )
     def post(self, request: Request) -> Response:
         data = TrainingRunStartInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -94,7 +96,9 @@ class ModelDetailApi(generics.RetrieveAPIView):
     serializer_class = ModelOutputSerializer
 
     def get_object(self):  # type: ignore[no-untyped-def]
-        return selectors.model_get_for_user(user=self.request.user, model_id=self.kwargs["model_id"])
+        return selectors.model_get_for_user(
+            user=self.request.user, model_id=self.kwargs["model_id"]
+        )
 
 
 class ModelActivateApi(APIView):

@@ -185,7 +185,9 @@ class ModelVersion(models.Model):
     training_seconds = models.FloatField(_("training time (s)"), default=0.0)
     code_version = models.CharField(_("code version"), max_length=100, blank=True, default="")
     is_demo = models.BooleanField(
-        _("demo"), default=False, help_text=_("Trained on synthetic phantoms: not for clinical use.")
+        _("demo"),
+        default=False,
+        help_text=_("Trained on synthetic phantoms: not for clinical use."),
     )
     is_active = models.BooleanField(_("active"), default=False)
     created_by = models.ForeignKey(
@@ -305,3 +307,61 @@ class PredictionSeries(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}/{self.series_id}"
+
+
+class ExportJob(models.Model):
+    """A dataset export (nnU-Net raw layout or DICOM SEG) built by a background task.
+
+    The zip lives in ``cases.storage`` under ``result_key``; ``manifest`` repeats the zip's
+    ``manifest.json`` (file checksums, filters, the cases and mask revisions it came from).
+    """
+
+    class Format(models.TextChoices):
+        NNUNET = "nnunet", _("nnU-Net raw dataset")
+        DICOM_SEG = "dicom-seg", _("DICOM SEG")
+
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=JobStatus.choices,
+        default=JobStatus.QUEUED,
+        db_index=True,
+    )
+    progress = models.FloatField(_("progress"), default=0.0)
+    format = models.CharField(_("format"), max_length=12, choices=Format.choices)
+    filters = models.JSONField(_("filters"), default=dict, blank=True)
+    # The requested case ids (None = every confirmed case with an approved annotation).
+    case_ids = models.JSONField(_("cases"), null=True, blank=True)
+    snapshot = models.ForeignKey(
+        DatasetSnapshot,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="exports",
+        verbose_name=_("dataset"),
+    )
+    result_key = models.CharField(_("result key"), max_length=255, blank=True, default="")
+    result_bytes = models.BigIntegerField(_("size in bytes"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, default="")
+    manifest = models.JSONField(_("manifest"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    task_id = models.CharField(_("task id"), max_length=64, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.format}, {self.status})"

@@ -117,7 +117,9 @@ class TrainingRunStartInputSerializer(serializers.Serializer):
 
     epochs = serializers.IntegerField(min_value=1, max_value=10000)
     cases = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_null=True, required=False,
+        child=serializers.IntegerField(min_value=1),
+        allow_null=True,
+        required=False,
         allow_empty=False,
     )
     filters = serializers.DictField(required=False)

@@ -66,8 +66,11 @@ def training_run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(
         request,
         "inference/training_run.html",
-        {"run": run, "curve": _curve(run), "api_url": reverse(
-            "inference-api:training-run-detail", args=[run.pk])},
+        {
+            "run": run,
+            "curve": _curve(run),
+            "api_url": reverse("inference-api:training-run-detail", args=[run.pk]),
+        },
     )
 
 

@@ -84,8 +84,7 @@ def dataset_candidates(
     unmasked = [c.code for c in cases if c.pk not in masks]
     if unmasked:
         raise ApplicationError(
-            _("These cases have no mask to train on: %(codes)s.")
-            % {"codes": ", ".join(unmasked)},
+            _("These cases have no mask to train on: %(codes)s.") % {"codes": ", ".join(unmasked)},
             {"cases_without_mask": unmasked},
         )
     return cases, masks, "explicit"
@@ -187,9 +186,7 @@ def dataset_case_arrays(*, snapshot: DatasetSnapshot, split: str) -> list[CaseAr
     )
     series_ids = [sid for item in items for sid in item.series_ids.values()]
     series_ids += [rev["series"] for item in items for rev in item.revisions]
-    series = {
-        s.pk: s for s in Series.objects.filter(pk__in=series_ids).select_related("volume")
-    }
+    series = {s.pk: s for s in Series.objects.filter(pk__in=series_ids).select_related("volume")}
     out = []
     for item in items:
         if item.case is None:

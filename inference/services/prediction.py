@@ -109,8 +109,9 @@ def prediction_request(
         job = PredictionJob.objects.create(
             case=case, model=model, created_by=user, reference_series=reference
         )
-        audit_record(actor=user, verb="prediction.request", target=job, case=case,
-                     data={"model": model.pk})
+        audit_record(
+            actor=user, verb="prediction.request", target=job, case=case, data={"model": model.pk}
+        )
         job_id = job.pk
         transaction.on_commit(lambda: _enqueue(job_id))
     return job, True
@@ -137,7 +138,9 @@ def _enqueue(job_id: int) -> None:
     from django_q.tasks import async_task
 
     task_id = async_task(
-        "inference.tasks.prediction_execute", job_id, task_name=f"prediction-{job_id}",
+        "inference.tasks.prediction_execute",
+        job_id,
+        task_name=f"prediction-{job_id}",
         group="prediction",
     )
     PredictionJob.objects.filter(pk=job_id, task_id="").update(task_id=str(task_id or ""))
@@ -173,7 +176,9 @@ def predictor_for(model: ModelVersion, *, device: str | None = None) -> Predicto
             )
         try:
             predictor = Predictor.load(
-                path, device=device or app_settings.DEVICE, backend="auto",
+                path,
+                device=device or app_settings.DEVICE,
+                backend="auto",
                 keep_probability_maps=True,
             )
         except ModelLoadError as exc:
@@ -211,9 +216,11 @@ def prediction_execute(*, job_id: int) -> PredictionJob:
     try:
         output = prediction_run(job=job)
         job.refresh_from_db()
-    except Exception as exc:  # noqa: BLE001 - every failure is reported on the job row
-        message = exc.message if isinstance(exc, ApplicationError) else (
-            _("Prediction failed: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:
+        message = (
+            exc.message
+            if isinstance(exc, ApplicationError)
+            else (_("Prediction failed: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"})
         )
         logger.exception("prediction %s failed", job_id)
         PredictionJob.objects.filter(pk=job_id).update(
@@ -234,8 +241,9 @@ def prediction_run(*, job: PredictionJob) -> PredictionOutput:
     vols = case_volumes_load(case=case, series=series)
     predictor = predictor_for(model)
     output = predictor.predict(vols.volumes, vols.spacing)
-    prediction_store(job=job, output=output, reference=vols.reference, series=series,
-                     resampled=vols.resampled)
+    prediction_store(
+        job=job, output=output, reference=vols.reference, series=series, resampled=vols.resampled
+    )
     return output
 
 
@@ -256,21 +264,24 @@ def prediction_store(
         notes.append(f"Resampled onto the {reference.kind} grid: {', '.join(resampled)}.")
     with storage.transactional():
         labels_key, _sha, _n = storage.write_array(
-            storage.prediction_key(prediction_id=job.pk, series_id=reference.pk,
-                                   name="labels.npy"),
+            storage.prediction_key(prediction_id=job.pk, series_id=reference.pk, name="labels.npy"),
             np.ascontiguousarray(output.label_volume, dtype=np.uint8),
         )
         probs_key = ""
         if output.probability_maps is not None:
             probs_key, _sha, _n = storage.write_array(
-                storage.prediction_key(prediction_id=job.pk, series_id=reference.pk,
-                                       name="probabilities.npy"),
+                storage.prediction_key(
+                    prediction_id=job.pk, series_id=reference.pk, name="probabilities.npy"
+                ),
                 _quantise(output.probability_maps),
             )
         PredictionSeries.objects.bulk_create(
             [
                 PredictionSeries(
-                    job=job, series=s, labels_key=labels_key, probabilities_key=probs_key,
+                    job=job,
+                    series=s,
+                    labels_key=labels_key,
+                    probabilities_key=probs_key,
                     shape=[int(n) for n in output.label_volume.shape],
                 )
                 for s in on_grid
@@ -284,8 +295,10 @@ def prediction_store(
             etiology=etiology,
             confidence=float(output.confidence) if etiology is not None else None,
             probabilities={name[v]: float(p) for v, p in output.probabilities.items()},
-            volumes_ml={name.get(v, str(v)): round(float(ml), 4)
-                        for v, ml in output.lesion_volume_ml.items()},
+            volumes_ml={
+                name.get(v, str(v)): round(float(ml), 4)
+                for v, ml in output.lesion_volume_ml.items()
+            },
             lesions={
                 "count": output.n_lesions,
                 "total_ml": round(float(output.total_lesion_volume_ml), 4),

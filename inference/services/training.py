@@ -374,7 +374,10 @@ def _train_and_register(
                 label_set=dataset.label_set,
                 run=run,
                 dataset=dataset,
-                hyperparameters={**config.to_dict(), **{k: params[k] for k in params if k in SPEC_PARAMS}},
+                hyperparameters={
+                    **config.to_dict(),
+                    **{k: params[k] for k in params if k in SPEC_PARAMS},
+                },
                 metrics=metrics,
                 training_seconds=seconds,
                 is_demo=run.is_demo,

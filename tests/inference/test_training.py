@@ -223,9 +223,7 @@ def test_list_endpoints_do_not_grow_queries(
         assert client.get("/api/training-runs/").json()["count"] == 3
 
 
-def test_models_page_lists_versions(
-    registered_model: Any, data_manager: Any, client: Any
-) -> None:
+def test_models_page_lists_versions(registered_model: Any, data_manager: Any, client: Any) -> None:
     registered_model(name="page-model")
     client.force_login(data_manager)
     response = client.get("/models/")
