@@ -154,9 +154,11 @@ def dicom_read(data: bytes, *, name: str) -> list[DicomSlice] | Skipped:
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         return Skipped(name, _("Colour image (a screen capture or photo), not an MR/CT slice."))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pixels = ds.pixel_array
+        pixels = _native_pixels(ds)
+        if pixels is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pixels = ds.pixel_array
     except Exception as exc:  # any decoder failure is the same user error
         raise _bad(
             _("The image data could not be decoded (truncated file or unsupported compression)."),
@@ -177,6 +179,42 @@ def dicom_read(data: bytes, *, name: str) -> list[DicomSlice] | Skipped:
             name,
         )
     return [_single_slice(ds, pixels, name)]
+
+
+_NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+def _native_pixels(ds: Dataset) -> np.ndarray | None:
+    """Uncompressed little-endian single-frame pixels as a zero-copy view, or None.
+
+    The common case (scanner exports) skips pydicom's generic decoder pipeline. Only taken
+    when it gives exactly what ``pixel_array`` gives: one frame, one sample, BitsStored equal
+    to BitsAllocated (no high bits to mask or sign-extend) and enough bytes; anything else
+    goes through pydicom.
+    """
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_SYNTAXES:
+        return None
+    try:
+        bits = int(ds.BitsAllocated)
+        if (
+            bits not in (8, 16, 32)
+            or int(ds.BitsStored) != bits
+            or int(ds.get("SamplesPerPixel", 1) or 1) != 1
+            or int(ds.get("NumberOfFrames", 1) or 1) != 1
+            or "PerFrameFunctionalGroupsSequence" in ds
+        ):
+            return None
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        signed = int(ds.PixelRepresentation) == 1
+        data = ds.PixelData
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    count = rows * cols
+    if not isinstance(data, bytes) or len(data) < count * dtype.itemsize or count == 0:
+        return None
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(rows, cols)
 
 
 def _floats(value: Any, count: int) -> np.ndarray | None:
@@ -552,14 +590,13 @@ def _volume(
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps
 
     array = _stack(members)
-    reason = burned_in_reason(ds0) or next(
-        (
-            r
-            for r in (burned_in_reason(m.dataset) for m in members[1:] if m.dataset is not ds0)
-            if r
-        ),
-        "",
-    )
+    # The full check on the first header; every other slice only for its explicit flag
+    # (SOP class and image type are series-level in practice).
+    reason = burned_in_reason(ds0)
+    if not reason and any(
+        str(m.dataset.get("BurnedInAnnotation", "") or "").upper() == "YES" for m in members[1:]
+    ):
+        reason = _("Flagged with burned-in annotation (BurnedInAnnotation = YES).")
     if not first.has_geometry and not reason:
         raise _bad(
             _("The image has no ImagePositionPatient, ImageOrientationPatient or PixelSpacing."),
@@ -625,8 +662,8 @@ def _stack(members: list[DicomSlice]) -> np.ndarray:
             info = np.iinfo(dtype)
             if info.min <= lo and hi <= info.max:
                 return (raw.astype(dtype) + intercepts.astype(dtype)[:, None, None]).astype(dtype)
-    out = raw.astype(np.float32)
-    out *= slopes.astype(np.float32)[:, None, None]
+    out = np.empty(raw.shape, dtype=np.float32)
+    np.multiply(raw, slopes.astype(np.float32)[:, None, None], out=out, casting="unsafe")
     out += intercepts.astype(np.float32)[:, None, None]
     return out
 

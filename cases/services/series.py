@@ -22,7 +22,10 @@ def default_window(array: np.ndarray) -> tuple[float, float]:
     Percentiles rather than min/max: a few hot voxels (or a DWI T2 shine-through) must not
     wash out the whole image.
     """
-    sample = np.asarray(array[:: max(1, array.shape[0] // 8)], dtype=np.float32)
+    # A regular subsample (about 8 slices, ~128x128 in-plane) gives the same percentiles to
+    # display precision at a fraction of the cost: this runs inside every upload.
+    step = max(1, int(np.sqrt(array.shape[1] * array.shape[2] / 16384)))
+    sample = np.asarray(array[:: max(1, array.shape[0] // 8), ::step, ::step], dtype=np.float32)
     foreground = sample[sample > np.percentile(sample, 20)]
     if foreground.size == 0:
         foreground = sample.ravel()

@@ -388,11 +388,14 @@ def upload_store(*, user: AbstractBaseUser, case: Case, parsed: ParsedUpload) ->
             if volume.study_uid:
                 study = studies.get(volume.study_uid)
                 if study is None:
-                    study, _created = Study.objects.get_or_create(
-                        case=case,
-                        study_uid=volume.study_uid,
-                        defaults={"description": volume.study_description[:200]},
-                    )
+                    # No get_or_create (and its savepoint): the case row lock serialises us.
+                    study = Study.objects.filter(case=case, study_uid=volume.study_uid).first()
+                    if study is None:
+                        study = Study.objects.create(
+                            case=case,
+                            study_uid=volume.study_uid,
+                            description=volume.study_description[:200],
+                        )
                     studies[volume.study_uid] = study
             created.append(
                 series_create_from_array(
