@@ -183,6 +183,15 @@ def slice_png(
     return data
 
 
+def cached_slice_png(
+    series: Series, z: int, *, center: float, width: float, size: int | None
+) -> bytes | None:
+    """The PNG ``slice_png`` rendered before with these arguments, or None."""
+    key = (series.volume.sha256, z, round(float(center), 4), round(float(width), 4), size or 0)
+    cached = _pngs.get(key)
+    return cached if isinstance(cached, bytes) else None
+
+
 def slice_raw(series: Series, z: int) -> tuple[bytes, np.dtype]:
     """The voxel values of slice ``z`` (y, x) in the raw dtype, little-endian, C order."""
     handle = volume_open(series)

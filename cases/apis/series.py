@@ -29,11 +29,20 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from cases import rendering
-from cases.apis import FallbackContentNegotiation, HasAnyRole
+from cases.apis import (
+    AUTH_CACHE_SECONDS,
+    CachedTokenAuthentication,
+    FallbackContentNegotiation,
+    HasAnyRole,
+    TtlCache,
+    auth_caches_clear,
+    roles_prime,
+)
 from cases.models import Series
 from cases.selectors import series_get_for_user
 from cases.serializers import SeriesOutputSerializer
@@ -57,6 +66,11 @@ def not_modified(etag: str, cache_control: str) -> HttpResponse:
     response["ETag"] = etag
     response["Cache-Control"] = cache_control
     return response
+
+
+def png_etag(series: Series, z: int, center: float, width: float, size: int | None) -> str:
+    """The PNG slice's ETag: the volume's hash, the slice, the window and the size."""
+    return f'"{series.volume.sha256[:32]}-z{z}-{center:g}-{width:g}-{size or 0}"'
 
 
 def _check_z(series: Series, z: int) -> None:
@@ -105,9 +119,36 @@ class SeriesDetailApi(generics.RetrieveAPIView):
         return series_get_for_user(user=self.request.user, series_id=self.kwargs["series_id"])
 
 
+_visible_series = TtlCache(ttl=AUTH_CACHE_SECONDS)
+
+
 class _FileApi(APIView):
+    """Base of the file endpoints: the hot path of viewers, editors and thumbnail grids.
+
+    Token, roles and series visibility are remembered for ``AUTH_CACHE_SECONDS`` per process,
+    so a cached slice costs no query at all (a volume never changes once stored).
+    """
+
     permission_classes = [HasAnyRole]
+    authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
     content_negotiation_class = FallbackContentNegotiation
+
+    def perform_authentication(self, request: Request) -> None:
+        roles_prime(request.user)
+
+    def series_for(self, request: Request, series_id: int) -> Series:
+        key = (request.user.pk, series_id)
+        series = _visible_series.get(key)
+        if series is None:
+            series = series_get_for_user(user=request.user, series_id=series_id)
+            _visible_series.put(key, series)
+        return series
+
+
+def file_caches_clear() -> None:
+    """Forgets remembered tokens, roles and series visibility (tests)."""
+    _visible_series.clear()
+    auth_caches_clear()
 
 
 class SeriesVolumeNiftiApi(_FileApi):
@@ -115,7 +156,7 @@ class SeriesVolumeNiftiApi(_FileApi):
 
     @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
     def get(self, request: Request, series_id: int) -> HttpResponseBase:
-        series = series_get_for_user(user=request.user, series_id=series_id)
+        series = self.series_for(request, series_id)
         etag = f'"{series.volume.sha256}"'
         if etag_matches(request, etag):
             return not_modified(etag, NIFTI_CACHE)
@@ -132,7 +173,7 @@ class SeriesVolumeRawApi(_FileApi):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, series_id: int) -> HttpResponseBase:
-        series = series_get_for_user(user=request.user, series_id=series_id)
+        series = self.series_for(request, series_id)
         etag = f'"{series.volume.sha256[:32]}-raw"'
         if etag_matches(request, etag):
             return not_modified(etag, IMMUTABLE)
@@ -150,7 +191,7 @@ class SeriesSliceRawApi(_FileApi):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, series_id: int, z: int) -> HttpResponseBase:
-        series = series_get_for_user(user=request.user, series_id=series_id)
+        series = self.series_for(request, series_id)
         _check_z(series, z)
         etag = f'"{series.volume.sha256[:32]}-z{z}-raw"'
         if etag_matches(request, etag):
@@ -194,11 +235,11 @@ class SeriesSlicePngApi(_FileApi):
                     {"field": "size", "value": size_raw},
                 )
             size = int(size_raw)
-        series = series_get_for_user(user=request.user, series_id=series_id)
+        series = self.series_for(request, series_id)
         _check_z(series, z)
         wc = series.window_center if center is None else center
         ww = series.window_width if width is None else width
-        etag = f'"{series.volume.sha256[:32]}-z{z}-{wc:g}-{ww:g}-{size or 0}"'
+        etag = png_etag(series, z, wc, ww, size)
         if etag_matches(request, etag):
             return not_modified(etag, IMMUTABLE)
         data = rendering.slice_png(series, z, center=wc, width=ww, size=size)

@@ -216,3 +216,80 @@ def test_session_auth_works_for_images(client, neurologist, phantom_series) -> N
     client.force_login(neurologist)
     dwi = phantom_series["DWI"]
     assert client.get(f"/api/series/{dwi.pk}/slices/2.png?size=32").status_code == 200
+
+
+def _asgi_get(app, path: str, query: str = "", headers: dict | None = None):
+    import asyncio
+
+    sent: list[dict] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_asgi_fast_path_replays_only_decisions_django_took(
+    api_client_for, neurologist, clinician, phantom_series
+) -> None:
+    from rest_framework.authtoken.models import Token
+
+    from cases.asgi import SliceFastPath
+
+    fallback_calls: list[str] = []
+
+    async def django_app(scope, receive, send):
+        fallback_calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = SliceFastPath(django_app)
+    dwi = phantom_series["DWI"]
+    path = f"/api/series/{dwi.pk}/slices/2.png"
+    token = Token.objects.get_or_create(user=neurologist)[0].key
+    headers = {"Authorization": f"Token {token}", "Host": "localhost"}
+
+    # nothing decided yet: Django answers
+    assert _asgi_get(app, path, "size=32", headers)[0]["status"] == 418
+    # the full stack authenticates, authorises, renders and caches
+    via_django = api_client_for(neurologist).get(f"{path}?size=32", HTTP_HOST="localhost")
+    assert via_django.status_code == 200
+    fallback_calls.clear()
+    start, body = _asgi_get(app, path, "size=32", headers)
+    assert fallback_calls == []
+    assert start["status"] == 200 and body["body"] == via_django.content
+    sent_headers = dict(start["headers"])
+    assert sent_headers[b"etag"].decode() == via_django["ETag"]
+    assert sent_headers[b"content-type"] == b"image/png"
+    assert (
+        _asgi_get(app, path, "size=32", {**headers, "If-None-Match": via_django["ETag"]})[0][
+            "status"
+        ]
+        == 304
+    )
+    # other parameters, another token, another host, a session: all go to Django
+    for query, extra in [
+        ("size=64", {}),
+        ("size=2000", {}),
+        ("size=32&ww=0", {}),
+        ("size=32", {"Authorization": "Token nope"}),
+        ("size=32", {"Host": "evil.example"}),
+        ("size=32", {"Authorization": "", "Cookie": "sessionid=abc"}),
+    ]:
+        assert _asgi_get(app, path, query, {**headers, **extra})[0]["status"] == 418
+    # a user who never passed Django's checks for this series is not served from the cache
+    other_token = Token.objects.get_or_create(user=clinician)[0].key
+    assert api_client_for(clinician).get(f"{path}?size=32").status_code == 404
+    other = {"Authorization": f"Token {other_token}", "Host": "localhost"}
+    assert _asgi_get(app, path, "size=32", other)[0]["status"] == 418
