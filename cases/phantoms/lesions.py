@@ -78,6 +78,13 @@ _REGION_FALLBACK = {
 }
 
 
+def _region_chain(region: str) -> list[str]:
+    chain = [region]
+    while chain[-1] in _REGION_FALLBACK:
+        chain.append(_REGION_FALLBACK[chain[-1]])
+    return chain
+
+
 def _hemi() -> tuple[str, str]:
     return ("left", "right")
 
@@ -220,8 +227,18 @@ def lesion_specs(etiology: str, rng: np.random.Generator) -> list[LesionSpec]:
     return recipe(rng)
 
 
-def candidates(base: BaseAnatomy, region: str, hemisphere: str | None) -> np.ndarray:
-    """MNI points (N, 3) of ``region`` on ``hemisphere``, following fallbacks when empty."""
+def candidates(
+    base: BaseAnatomy,
+    region: str,
+    hemisphere: str | None,
+    placed: tuple[Grid, Pose] | None = None,
+) -> np.ndarray:
+    """MNI points (N, 3) of ``region`` on ``hemisphere``, following fallbacks when empty.
+
+    With ``placed = (grid, pose)`` only points that land inside the posed grid count (one
+    slice / voxel away from its border where the grid allows), so very thin slabs fall
+    back to a region they do contain (e.g. no cerebellum in a 4-slice slab).
+    """
     name: str | None = region
     while name is not None:
         pts = base.regions.get(name, np.empty((0, 3), np.float32))
@@ -229,6 +246,12 @@ def candidates(base: BaseAnatomy, region: str, hemisphere: str | None) -> np.nda
             pts = pts[pts[:, 0] < -2.0]
         elif hemisphere == "right":
             pts = pts[pts[:, 0] > 2.0]
+        if placed is not None and len(pts):
+            grid, pose = placed
+            idx = grid.ras_to_index(pose.mni_to_world(pts.astype(float)))
+            hi = np.asarray(grid.shape) - 1.0
+            margin = np.where(np.asarray(grid.shape) >= 5, 1.0, 0.0)
+            pts = pts[np.all((idx >= margin - 0.49) & (idx <= hi - margin + 0.49), axis=1)]
         if len(pts):
             return pts
         name = _REGION_FALLBACK.get(name)
@@ -320,78 +343,83 @@ def draw_lesions(
     chain_anchor: np.ndarray | None = None
     chain_step = np.zeros(3)
     for idx, spec in enumerate(specs):
-        pts = candidates(base, spec.region, spec.hemisphere)
-        # Keep centres at least one slice inside the slab (and the FOV) after posing.
-        idx_all = grid.ras_to_index(pose.mni_to_world(pts.astype(float)))
-        inside = np.all(idx_all >= 1.0, axis=1) & np.all(
-            idx_all <= np.asarray(grid.shape) - 2.0, axis=1
-        )
-        if inside.any():
-            pts = pts[inside]
         best: tuple[float, DrawnLesion] | None = None
-        for attempt in range(max_tries):
-            chained = chain_anchor is not None and attempt < max_tries // 2
-            if chained and spec.location == "border-zone":
-                # Next bead of the rosary: ~9-12 mm further along the watershed line.
-                assert chain_anchor is not None
-                target = chain_anchor + chain_step * (idx + rng.uniform(-0.15, 0.15))
-                d = np.linalg.norm(pts - target, axis=1)
-                near = np.argsort(d)[: max(1, min(len(d), 40))]
-                mni = pts[int(rng.choice(near))].astype(float)
-            else:
-                mni = pts[int(rng.integers(len(pts)))].astype(float)
-            # Jitter within a voxel so centres do not sit on slice centres only.
-            mni = mni + rng.uniform(-0.5, 0.5, 3) * np.array(
-                [grid.spacing[2], grid.spacing[1], grid.spacing[0]]
-            )
-            centre = grid.ras_to_index(pose.mni_to_world(mni))
-            if np.any(centre < 0.5) or np.any(centre > np.asarray(grid.shape) - 1.5):
+        # On very coarse grids a region may have no usable voxel: widen it step by step.
+        for region in _region_chain(spec.region):
+            try:
+                pts = candidates(base, region, spec.hemisphere, (grid, pose))
+            except ValueError:
                 continue
-            kc, jc, ic = np.round(centre).astype(int)
-            if tissue[kc, jc, ic] < min_tissue:
-                continue
-            sl, m = _blob_mask(rng, centre, spec.radii_mm, spec.irregularity, grid)
-            # Mostly-CSF voxels (sulci, ventricles) are not DWI-bright, so readers do not
-            # include them in the infarct outline.
-            m &= tissue[sl] > min_tissue
-            # Infarcts respect the midline: keep voxels on the lesion's own hemisphere.
-            kk, jj, ii = np.meshgrid(
-                np.arange(sl[0].start, sl[0].stop),
-                np.arange(sl[1].start, sl[1].stop),
-                np.arange(sl[2].start, sl[2].stop),
-                indexing="ij",
-            )
-            world = grid.index_to_ras(np.stack([kk, jj, ii], axis=-1))
-            mx = pose.world_to_mni(world)[..., 0]
-            m &= (mx < 0) if spec.hemisphere == "left" else (mx > 0)
-            # Keep the connected part containing the centre (a lesion is one blob).
-            lab, nlab = ndi.label(m)
-            if nlab > 1:
-                c = tuple(int(v) for v in np.round(centre).astype(int) - [s.start for s in sl])
-                keep = lab[c] if lab[c] > 0 else int(np.argmax(np.bincount(lab.ravel())[1:]) + 1)
-                m = lab == keep
-            n_slices = int(m.any(axis=(1, 2)).sum())
-            if not m.any():
-                continue
-            info = {
-                "centre_index": [float(v) for v in centre],
-                "centre_ras_mm": [float(v) for v in pose.mni_to_world(mni)],
-                "centre_mni_mm": [float(v) for v in mni],
-                "location": spec.location,
-                "territory": spec.territory,
-                "hemisphere": spec.hemisphere,
-                "n_slices": n_slices,
-            }
-            cand = DrawnLesion(sl, m, info)
-            expected = (
-                (4.0 / 3.0) * math.pi * float(np.prod(spec.radii_mm)) / float(np.prod(grid.spacing))
-            )
-            score = min(1.0, float(m.sum()) / max(expected, 1.0))
-            if n_slices >= min_slices and score > 0.45:
-                best = (score, cand)
+            for attempt in range(max_tries):
+                chained = chain_anchor is not None and attempt < max_tries // 2
+                if chained and spec.location == "border-zone":
+                    # Next bead of the rosary: ~9-12 mm further along the watershed line.
+                    assert chain_anchor is not None
+                    target = chain_anchor + chain_step * (idx + rng.uniform(-0.15, 0.15))
+                    d = np.linalg.norm(pts - target, axis=1)
+                    near = np.argsort(d)[: max(1, min(len(d), 40))]
+                    mni = pts[int(rng.choice(near))].astype(float)
+                else:
+                    mni = pts[int(rng.integers(len(pts)))].astype(float)
+                # Jitter within a voxel so centres do not sit on slice centres only.
+                mni = mni + rng.uniform(-0.5, 0.5, 3) * np.array(
+                    [grid.spacing[2], grid.spacing[1], grid.spacing[0]]
+                )
+                centre = grid.ras_to_index(pose.mni_to_world(mni))
+                if np.any(centre < -0.49) or np.any(centre > np.asarray(grid.shape) - 0.51):
+                    continue
+                kc, jc, ic = np.round(centre).astype(int)
+                if tissue[kc, jc, ic] < min_tissue:
+                    continue
+                sl, m = _blob_mask(rng, centre, spec.radii_mm, spec.irregularity, grid)
+                # Mostly-CSF voxels (sulci, ventricles) are not DWI-bright, so readers do not
+                # include them in the infarct outline.
+                m &= tissue[sl] > min_tissue
+                # Infarcts respect the midline: keep voxels on the lesion's own hemisphere.
+                kk, jj, ii = np.meshgrid(
+                    np.arange(sl[0].start, sl[0].stop),
+                    np.arange(sl[1].start, sl[1].stop),
+                    np.arange(sl[2].start, sl[2].stop),
+                    indexing="ij",
+                )
+                world = grid.index_to_ras(np.stack([kk, jj, ii], axis=-1))
+                mx = pose.world_to_mni(world)[..., 0]
+                m &= (mx < 0) if spec.hemisphere == "left" else (mx > 0)
+                # Keep the connected part containing the centre (a lesion is one blob).
+                lab, nlab = ndi.label(m)
+                if nlab > 1:
+                    c = tuple(int(v) for v in np.round(centre).astype(int) - [s.start for s in sl])
+                    keep = (
+                        lab[c] if lab[c] > 0 else int(np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+                    )
+                    m = lab == keep
+                n_slices = int(m.any(axis=(1, 2)).sum())
+                if not m.any():
+                    continue
+                info = {
+                    "centre_index": [float(v) for v in centre],
+                    "centre_ras_mm": [float(v) for v in pose.mni_to_world(mni)],
+                    "centre_mni_mm": [float(v) for v in mni],
+                    "location": spec.location,
+                    "territory": spec.territory,
+                    "hemisphere": spec.hemisphere,
+                    "n_slices": n_slices,
+                }
+                cand = DrawnLesion(sl, m, info)
+                expected = (
+                    (4.0 / 3.0)
+                    * math.pi
+                    * float(np.prod(spec.radii_mm))
+                    / float(np.prod(grid.spacing))
+                )
+                score = min(1.0, float(m.sum()) / max(expected, 1.0))
+                if n_slices >= min_slices and score > 0.45:
+                    best = (score, cand)
+                    break
+                if best is None or score > best[0]:
+                    best = (score, cand)
+            if best is not None:
                 break
-            if best is None or score > best[0]:
-                best = (score, cand)
         if best is None:
             raise RuntimeError(f"could not place lesion in region {spec.region!r}")
         lesion = best[1]

@@ -112,6 +112,15 @@ def test_custom_label_mapping_and_errors() -> None:
         generate_case(etiology="other", seed=1, shape=SMALL, label_values={"lacunar": 4})
 
 
+def test_tiny_grids_still_place_lesions() -> None:
+    # A 4-slice slab has no cerebellum: "other" falls back to the occipital cortex.
+    for etiology in ETIOLOGIES:
+        for seed in range(3):
+            case = generate_case(etiology=etiology, seed=seed, shape=(4, 32, 32))
+            assert case.mask.any()
+            assert set(np.unique(case.mask).tolist()) == {0, case.label_value}
+
+
 def test_full_size_grid_geometry_and_appearance(full_case: PhantomCase) -> None:
     case = full_case
     assert case.shape == (25, 256, 256)
