@@ -32,6 +32,7 @@ from strokeaid_site.errors import (
 from .models import Annotation, AnnotationRevision
 
 State = Annotation.State
+_PRE_ANNOTATION = (Case.Status.NEW, Case.Status.IMAGED)
 
 
 # --- decoding and validation ---------------------------------------------------------------
@@ -251,10 +252,14 @@ def mask_save(
                     _("The mask was changed since you loaded it."),
                     {"current_etag": annotation.etag, "revision": annotation.revision_count},
                 )
+        was_new, old_state = not annotation.revision_count, annotation.state
         revision = _revision_add(
             user=user, annotation=annotation, checked=checked, source=source, note=note
         )
-        _case_status_refresh(user=user, case=series.case)
+        # The case's status derives from the set of annotation states: it can only change
+        # when this save adds an annotation or changes its state (keeps plain saves lean).
+        if was_new or old_state != annotation.state or series.case.status in _PRE_ANNOTATION:
+            _case_status_refresh(user=user, case=series.case)
     revision.annotation = annotation
     return revision
 

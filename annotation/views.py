@@ -97,6 +97,9 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
                 "window": [float(series.window_center), float(series.window_width)],
                 "range": [float(volume.min_value), float(volume.max_value)],
                 "volume_url": reverse("cases-api:series-volume-raw", args=[series.pk]),
+                "slice_url": reverse("cases-api:series-slice-raw", args=[series.pk, 0]).replace(
+                    "/0.raw", "/{z}.raw"
+                ),
                 "save_url": reverse("annotation-api:mask-raw", args=[series.pk]),
                 "mask_url": mask_url,
                 "annotation": _annotation_json(annotation),

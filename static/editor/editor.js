@@ -80,41 +80,62 @@
       this.dirty = false;
       this.version = 0;
       this.pixels = null;
-      this.volume = this.fetchVolume();
+      // Stored values map onto Cornerstone's integer LUT domain. The bounds come from the
+      // volume's recorded range, so the first slice and the whole volume agree exactly.
+      const [lo, hi] = conf.range;
+      this.isFloat = false;
+      this.lo = lo; this.hi = hi > lo ? hi : lo + 1;
+      this.slope = 1; this.intercept = 0;
+      this.minStored = Math.floor(lo); this.maxStored = Math.max(Math.ceil(hi), Math.floor(lo) + 1);
+      const pre = (window.__strokeaidPrefetch || {})[conf.id] || {};
+      this.firstZ = pre.z !== undefined ? pre.z : Math.floor(conf.shape[0] / 2);
+      this.first = this.fetchRaw(pre.slice || null, conf.slice_url.replace("{z}", this.firstZ), this.sliceSize);
+      this.prefetchedMask = pre.mask || null;
+      this.volume = null;
     }
 
-    async fetchVolume() {
-      const r = await fetch(this.conf.volume_url, { credentials: "same-origin" });
+    loadVolume() {
+      if (!this.volume) {
+        this.volume = this.fetchRaw(null, this.conf.volume_url, this.shape[0] * this.sliceSize)
+          .then((pixels) => { this.pixels = pixels; return this; });
+      }
+      return this.volume;
+    }
+
+    /** Fetches raw voxels (int16 or float32, see X-Dtype) into Cornerstone's stored form. */
+    async fetchRaw(pending, url, n) {
+      const r = await (pending || fetch(url, { credentials: "same-origin" }));
       if (!r.ok) throw new Error(interpolate(gettext("Could not load %s images"), [this.kind]));
       const dtype = r.headers.get("X-Dtype") || "int16";
       const buf = await r.arrayBuffer();
-      const n = this.shape[0] * this.sliceSize;
       let data;
       if (dtype === "int16") data = new Int16Array(buf);
       else if (dtype === "uint16") data = new Uint16Array(buf);
       else if (dtype === "uint8") data = new Uint8Array(buf);
       else data = new Float32Array(buf);
       if (data.length !== n) throw new Error(interpolate(gettext("%s volume has an unexpected size"), [this.kind]));
-      let lo = Infinity, hi = -Infinity;
-      for (let i = 0; i < n; i++) { const v = data[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
-      this.slope = 1; this.intercept = 0;
       if (data instanceof Float32Array) {
-        // Cornerstone's LUT indexes stored values: floats (ADC in mm²/s...) are quantised to
-        // 16 bits and mapped back with slope/intercept, so W/L still speaks real units.
-        const span = hi - lo || 1;
+        // Cornerstone's LUT indexes stored integers: floats (ADC in mm²/s, rescaled data) are
+        // quantised to 16 bits over the volume's range and mapped back with slope/intercept,
+        // so window/level still reads in real units.
+        const span = this.hi - this.lo, k = 65535 / span, lo = this.lo;
         const q = new Uint16Array(n);
-        const k = 65535 / span;
-        for (let i = 0; i < n; i++) q[i] = Math.round((data[i] - lo) * k);
+        for (let i = 0; i < n; i++) q[i] = (data[i] - lo) * k + 0.5;  // Uint16Array clamps
+        this.isFloat = true;
         this.slope = span / 65535; this.intercept = lo;
-        data = q; lo = 0; hi = 65535;
+        this.minStored = 0; this.maxStored = 65535;
+        data = q;
       }
-      this.pixels = data;
-      this.minStored = lo; this.maxStored = Math.max(hi, lo + 1);
-      return this;
+      return data;
     }
 
-    image(z, imageId) {
-      const pixels = this.pixels.subarray(z * this.sliceSize, (z + 1) * this.sliceSize);
+    imageFor(z, imageId) {
+      if (this.pixels) return Promise.resolve(this.image(z, imageId, this.pixels.subarray(z * this.sliceSize, (z + 1) * this.sliceSize)));
+      if (z === this.firstZ) return this.first.then((px) => this.image(z, imageId, px));
+      return this.loadVolume().then(() => this.imageFor(z, imageId));
+    }
+
+    image(z, imageId, pixels) {
       const [, rows, cols] = this.shape;
       return {
         imageId,
@@ -156,7 +177,7 @@
   cs.registerImageLoader("strokeaid", (imageId) => {
     const [, sid, z] = imageId.split(":");
     const s = series[sid];
-    return { promise: s.volume.then(() => s.image(Number(z), imageId)), cancelFn: undefined };
+    return { promise: s.imageFor(Number(z), imageId), cancelFn: undefined };
   });
 
   // ---- viewports ------------------------------------------------------------------------------
@@ -165,7 +186,7 @@
       this.root = root;
       this.el = $(".cs-element", root);
       this.s = s;
-      this.z = Math.floor(s.shape[0] / 2);
+      this.z = s.firstZ;
       this.displayed = false;
       this.slider = $(".vp-slider", root);
       this.ov = document.createElement("canvas");
@@ -550,8 +571,8 @@
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
 
-  async function loadMask(s, url) {
-    const r = await fetch(url, { credentials: "same-origin" });
+  async function loadMask(s, url, pending) {
+    const r = await (pending || fetch(url, { credentials: "same-origin" }));
     if (!r.ok) throw new Error(gettext("Could not load the mask"));
     const buf = new Uint8Array(await r.arrayBuffer());
     if (buf.length !== s.labels.length) throw new Error(gettext("The stored mask has another shape"));
@@ -884,7 +905,7 @@
     else if (name === "narrow") view.voi = { windowCenter: c + w * 0.15, windowWidth: w * 0.5 };
     else if (name === "wide") view.voi = { windowCenter: c, windowWidth: w * 2 };
     else if (name === "full") {
-      const lo = vp.s.minStored * vp.s.slope + vp.s.intercept, hi = vp.s.maxStored * vp.s.slope + vp.s.intercept;
+      const lo = vp.s.lo, hi = vp.s.hi;
       view.voi = { windowCenter: (lo + hi) / 2, windowWidth: Math.max(hi - lo, 1e-6) };
     }
     cs.setViewport(vp.el, view);
@@ -988,7 +1009,9 @@
     if (cfg.can_annotate) setLabel(state.label);
     setRadius(state.radius);
     updateUndoButtons();
-    const masks = Object.values(series).filter((s) => s.conf.mask_url).map((s) => loadMask(s, s.conf.mask_url));
+    Object.values(series).forEach((s) => s.first.then(() => s.loadVolume()).catch(() => null));
+    const masks = Object.values(series).filter((s) => s.conf.mask_url)
+      .map((s) => loadMask(s, s.conf.mask_url, s.prefetchedMask));
     Promise.all(masks).then(() => {
       state.ready = true;
       document.body.dataset.editorReady = "1";
