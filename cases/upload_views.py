@@ -39,7 +39,7 @@ def case_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     if request.method == "POST":
         try:
             result = upload_start(
-                user=request.user,
+                user=request.user,  # type: ignore[arg-type]
                 case=case,
                 inputs=upload_inputs_from_files(request.FILES.getlist("files")),
                 kind=request.POST.get("kind") or None,

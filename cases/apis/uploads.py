@@ -53,7 +53,7 @@ class CaseUploadApi(APIView):
     permission_classes = [HasAnyRole]
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer):  # type: ignore[type-arg]
         files = serializers.ListField(
             child=serializers.FileField(allow_empty_file=True), allow_empty=True
         )
@@ -80,10 +80,10 @@ class CaseUploadApi(APIView):
     def post(self, request: Request, case_id: int) -> Response:
         case = case_get_for_user(user=request.user, case_id=case_id, for_write=True)
         files = request.FILES.getlist("files")
-        data = self.InputSerializer(data={"files": files, "kind": request.data.get("kind", "")})
+        data = self.InputSerializer(data={"files": files, "kind": request.POST.get("kind", "")})
         data.is_valid(raise_exception=True)
         result = upload_start(
-            user=request.user,
+            user=request.user,  # type: ignore[arg-type]
             case=case,
             inputs=upload_inputs_from_files(files),
             kind=data.validated_data.get("kind") or None,

@@ -520,7 +520,7 @@ def _normal(iop: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(normal)
     if norm < 1e-6:
         raise ApplicationError(_("ImageOrientationPatient is degenerate."), {})
-    return normal / norm
+    return np.asarray(normal / norm, dtype=np.float64)
 
 
 def _split_by_position(members: list[DicomSlice]) -> list[tuple[float, list[DicomSlice]]]:
@@ -661,7 +661,9 @@ def _stack(members: list[DicomSlice]) -> np.ndarray:
         for dtype in (np.int16, np.int32):
             info = np.iinfo(dtype)
             if info.min <= lo and hi <= info.max:
-                return (raw.astype(dtype) + intercepts.astype(dtype)[:, None, None]).astype(dtype)
+                shifted: np.ndarray = raw.astype(dtype)
+                shifted += intercepts.astype(dtype)[:, None, None]
+                return shifted
     out = np.empty(raw.shape, dtype=np.float32)
     np.multiply(raw, slopes.astype(np.float32)[:, None, None], out=out, casting="unsafe")
     out += intercepts.astype(np.float32)[:, None, None]

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -478,7 +478,7 @@ def upload_job_create(
     total = sum(item.size for item in inputs)
     for job in UploadJob.objects.filter(
         case=case,
-        created_by=user,
+        created_by=user,  # type: ignore[misc]
         total_bytes=total,
         status__in=[UploadJob.Status.QUEUED, UploadJob.Status.RUNNING],
     ):
@@ -489,10 +489,10 @@ def upload_job_create(
         for index, item in enumerate(inputs):
             with item.opener() as fh:
                 fh.seek(0)
-                storage.write_bytes(f"{prefix}/{index:05d}", fh)
+                storage.write_bytes(f"{prefix}/{index:05d}", cast(BinaryIO, fh))
         job = UploadJob.objects.create(
             case=case,
-            created_by=user,
+            created_by=user,  # type: ignore[misc]
             status=UploadJob.Status.QUEUED,
             staging_key=prefix,
             kind=kind or "",
