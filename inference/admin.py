@@ -30,3 +30,13 @@ class PredictionJobAdmin(admin.ModelAdmin):
     list_display = ["id", "case", "model", "status", "etiology", "confidence", "created_at"]
     list_filter = ["status"]
     raw_id_fields = ["case", "model", "reference_series"]
+
+
+from inference.models import ExportJob  # noqa: E402
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "format", "status", "progress", "created_by", "created_at"]
+    list_filter = ["status", "format"]
+    readonly_fields = ["manifest", "filters", "case_ids", "result_key", "sha256", "error"]

@@ -15,6 +15,7 @@ class InferenceConfig(AppConfig):
 
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
+        from . import review_setup  # noqa: F401 - review/export pages, job kind, nav, action
         try:
             from cases.panels import register_case_panel
         except ImportError:  # the case page has no panels: the standalone page remains

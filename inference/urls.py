@@ -43,4 +43,65 @@ api_urlpatterns: list = [
         name="series-prediction-raw",
     ),
 ]
+
+# --- review pages and exports (issue 5) -----------------------------------------------------
+from . import review_apis, review_views  # noqa: E402
+
+page_urlpatterns += [
+    path(
+        "review/series/<int:series_id>/", review_views.series_review_page, name="review-series"
+    ),
+    path(
+        "review/series/<int:series_id>/slices/<int:z>.png",
+        review_views.series_review_slice,
+        name="review-slice",
+    ),
+    path(
+        "review/series/<int:series_id>/action/",
+        review_views.series_review_action,
+        name="review-action",
+    ),
+    path(
+        "review/series/<int:series_id>/agreement/",
+        review_views.series_agreement_page,
+        name="review-agreement",
+    ),
+    path("<int:model_id>/review/", review_views.model_review_page, name="model-review"),
+    path(
+        "<int:model_id>/review/<str:name>.svg",
+        review_views.model_review_plot,
+        name="model-review-plot",
+    ),
+    path("exports/", review_views.exports_page, name="exports"),
+]
+api_urlpatterns += [
+    path("exports/", review_apis.ExportListApi.as_view(), name="export-list"),
+    path("exports/<int:export_id>/", review_apis.ExportDetailApi.as_view(), name="export-detail"),
+    path(
+        "exports/<int:export_id>/download/",
+        review_apis.ExportDownloadApi.as_view(),
+        name="export-download",
+    ),
+    path(
+        "series/<int:series_id>/agreement/",
+        review_apis.SeriesAgreementApi.as_view(),
+        name="series-agreement",
+    ),
+    path(
+        "series/<int:series_id>/consensus/",
+        review_apis.SeriesConsensusApi.as_view(),
+        name="series-consensus",
+    ),
+    path("series/<int:series_id>/review/", review_apis.SeriesReviewApi.as_view(), name="review"),
+    path(
+        "series/<int:series_id>/review/accept/",
+        review_apis.PredictionAcceptApi.as_view(),
+        name="review-accept",
+    ),
+    path(
+        "series/<int:series_id>/review/flag/",
+        review_apis.PredictionFlagApi.as_view(),
+        name="review-flag",
+    ),
+]
 urlpatterns = page_urlpatterns

@@ -107,9 +107,7 @@ def export_request(
         )
         if existing is not None:
             return existing, False
-        job = ExportJob.objects.create(
-            format=format, case_ids=ids, filters=clean, created_by=user
-        )
+        job = ExportJob.objects.create(format=format, case_ids=ids, filters=clean, created_by=user)
         audit_record(
             actor=user,
             verb="export.request",
@@ -145,10 +143,12 @@ def export_execute(*, job_id: int) -> ExportJob:
     _send(job)
     try:
         export_build(job=job)
-    except Exception as exc:  # noqa: BLE001 - every failure is reported on the job row
+    except Exception as exc:
         logger.exception("export %s failed", job_id)
-        message = exc.message if isinstance(exc, ApplicationError) else (
-            _("Export failed: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+        message = (
+            exc.message
+            if isinstance(exc, ApplicationError)
+            else (_("Export failed: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"})
         )
         ExportJob.objects.filter(pk=job_id).update(
             status=JobStatus.FAILED, error=str(message)[:4000], finished_at=timezone.now()
@@ -181,8 +181,7 @@ def export_cases_from_snapshot(*, snapshot: DatasetSnapshot) -> list[ExportCase]
     series_ids = {sid for item in items for sid in item.series_ids.values()}
     series_ids |= {item.revisions[0]["series"] for item in items if item.revisions}
     series = {
-        s.pk: s
-        for s in Series.objects.filter(pk__in=series_ids).select_related("volume", "study")
+        s.pk: s for s in Series.objects.filter(pk__in=series_ids).select_related("volume", "study")
     }
     revisions = {
         r.pk: r
@@ -348,4 +347,3 @@ def export_build(*, job: ExportJob) -> ExportJob:
 
 def export_download_name(job: ExportJob) -> str:
     return f"stroke-aid-{job.format}-{job.pk}.zip"
-

@@ -1,0 +1,390 @@
+"""Pages of issue 5: case review (annotation vs prediction), annotator agreement, model review
+and exports. Plots are drawn server-side with matplotlib (Agg, SVG)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role
+from annotation.selectors import annotation_list_for_series
+from cases.models import Case, Label
+from cases.selectors import (
+    labels_active,
+    series_get_for_user,
+    series_list_for_case,
+)
+from inference import selectors
+from inference.models import ExportJob, PredictionSeries
+from inference.services import agreement as agreement_services
+from inference.services import export as export_services
+from inference.services import review as review_services
+from strokeaid_site.errors import ApplicationError
+
+REVIEW_ROLES = (NEUROLOGIST, REVIEWER, DATA_MANAGER)
+
+
+def _require(request: HttpRequest, *roles: str) -> None:
+    if not has_role(request.user, *roles):
+        raise PermissionDenied
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _series(request: HttpRequest, series_id: int) -> Any:
+    try:
+        return series_get_for_user(user=request.user, series_id=series_id)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+
+
+# --- case review ----------------------------------------------------------------------------
+@login_required
+def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
+    """``/models/review/series/<id>/``: annotation | prediction | difference, scroll-synced."""
+    _require(request, *REVIEW_ROLES)
+    series = _series(request, series_id)
+    try:
+        pair = review_services.review_pair_get(
+            series=series,
+            annotation_id=_int(request.GET.get("annotation")),
+            prediction_id=_int(request.GET.get("prediction")),
+        )
+        numbers = review_services.case_review_numbers(pair=pair)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    annotations = [a for a in annotation_list_for_series(series=series) if a.current_revision]
+    predictions = list(
+        PredictionSeries.objects.filter(series=series, job__status="done")
+        .select_related("job__model")
+        .order_by("-job__finished_at", "-job_id")[:20]
+    )
+    job_ids = [p.job_id for p in predictions]
+    query = {"annotation": numbers["annotation"] or "", "prediction": numbers["prediction"] or ""}
+    return render(
+        request,
+        "inference/review/series.html",
+        {
+            "series": series,
+            "case": series.case,
+            "pair": pair,
+            "numbers": numbers,
+            "annotations": annotations,
+            "predictions": predictions,
+            "flags": review_services.prediction_flags(job_ids=job_ids),
+            "labels": list(labels_active()),
+            "diff_colors": review_services.DIFF_COLORS,
+            "other_series": [
+                s for s in series_list_for_case(case=series.case) if s.pk != series.pk
+            ],
+            "slice_url": reverse("inference:review-slice", args=[series.pk, 0])[: -len("0.png")],
+            "query": query,
+            "can_accept": has_role(request.user, NEUROLOGIST) and pair.prediction is not None,
+            "agreement_url": reverse("inference:review-agreement", args=[series.pk]),
+        },
+    )
+
+
+@login_required
+def series_review_slice(request: HttpRequest, series_id: int, z: int) -> HttpResponse:
+    """One PNG slice of the review viewer (``?layer=image|annotation|prediction|difference``)."""
+    _require(request, *REVIEW_ROLES)
+    series = _series(request, series_id)
+    try:
+        pair = review_services.review_pair_get(
+            series=series,
+            annotation_id=_int(request.GET.get("annotation")),
+            prediction_id=_int(request.GET.get("prediction")),
+        )
+        data = review_services.review_slice_png(
+            pair=pair,
+            z=z,
+            layer=request.GET.get("layer", "difference"),
+            label=_int(request.GET.get("label")),
+        )
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@login_required
+@require_POST
+def series_review_action(request: HttpRequest, series_id: int) -> HttpResponse:
+    """Form fallback of the accept / flag buttons."""
+    _require(request, *REVIEW_ROLES)
+    series = _series(request, series_id)
+    prediction_id = _int(request.POST.get("prediction"))
+    try:
+        if request.POST.get("action") == "accept":
+            review_services.prediction_accept_as_draft(
+                user=request.user, series=series, prediction_id=prediction_id
+            )
+            messages.success(request, _("The prediction is now your draft annotation."))
+            return HttpResponseRedirect(reverse("annotation:editor", args=[series.case_id]))
+        review_services.prediction_flag(
+            user=request.user,
+            series=series,
+            prediction_id=prediction_id,
+            comment=request.POST.get("comment", ""),
+        )
+        messages.success(request, _("The prediction was flagged."))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return HttpResponseRedirect(reverse("inference:review-series", args=[series.pk]))
+
+
+# --- agreement ------------------------------------------------------------------------------
+@login_required
+def series_agreement_page(request: HttpRequest, series_id: int) -> HttpResponse:
+    """``/models/review/series/<id>/agreement/``: pairwise Dice, kappas, adjudication."""
+    _require(request, *REVIEW_ROLES)
+    series = _series(request, series_id)
+    if request.method == "POST":
+        _require(request, REVIEWER)
+        try:
+            agreement_services.consensus_create(
+                user=request.user,
+                series=series,
+                method=request.POST.get("method", ""),
+                annotation_id=_int(request.POST.get("annotation")),
+            )
+            messages.success(request, _("The consensus annotation was saved."))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        return HttpResponseRedirect(request.path)
+    data = agreement_services.series_agreement(series=series)
+    return render(
+        request,
+        "inference/review/agreement.html",
+        {
+            "series": series,
+            "case": series.case,
+            "agreement": data,
+            "labels": [lab.name for lab in labels_active()],
+            "can_adjudicate": has_role(request.user, REVIEWER),
+        },
+    )
+
+
+# --- model review ---------------------------------------------------------------------------
+@login_required
+def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
+    """``/models/<id>/review/``: per-case table, confusion, Dice distribution, calibration."""
+    _require(request, *REVIEW_ROLES)
+    try:
+        model = selectors.model_get_for_user(user=request.user, model_id=model_id)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    split = request.GET.get("split") or review_services.review_split(model)
+    if request.method == "POST":
+        if split is None:
+            messages.error(request, _("This model has no validation or test split."))
+        else:
+            review_services.model_review_request(model=model, split=split, user=request.user)
+            messages.info(request, _("The evaluation is running; reload this page shortly."))
+        return HttpResponseRedirect(request.path)
+    review = review_services.model_review_get(model=model, split=split) if split else None
+    order = request.GET.get("order", "dice")
+    rows = [r for r in (review or {}).get("cases", []) if r.get("status") == "done"]
+    if order == "etiology":
+        rows.sort(key=lambda r: (-(r.get("etiology_error") or 0.0), r["code"]))
+    else:
+        rows.sort(key=lambda r: (r.get("lesion_dice", 0.0), r["code"]))
+    confusion = []
+    if review and review.get("confusion"):
+        for name, row in zip(review["labels"], review["confusion"], strict=True):
+            confusion.append({"label": name, "counts": row})
+    return render(
+        request,
+        "inference/review/model.html",
+        {
+            "model": model,
+            "split": split,
+            "review": review,
+            "rows": rows,
+            "order": order,
+            "confusion": confusion,
+            "pending": [r for r in (review or {}).get("cases", []) if r.get("status") != "done"],
+            "plots": {
+                name: reverse("inference:model-review-plot", args=[model.pk, name])
+                + f"?split={split}"
+                for name in ("confusion", "dice", "calibration")
+            }
+            if review
+            else {},
+        },
+    )
+
+
+@login_required
+def model_review_plot(request: HttpRequest, model_id: int, name: str) -> HttpResponse:
+    """An SVG plot of the cached model review."""
+    _require(request, *REVIEW_ROLES)
+    try:
+        model = selectors.model_get_for_user(user=request.user, model_id=model_id)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    split = request.GET.get("split") or review_services.review_split(model)
+    review = review_services.model_review_get(model=model, split=split) if split else None
+    if review is None or name not in ("confusion", "dice", "calibration"):
+        raise Http404(_("No review has been computed for this model."))
+    colors = {lab.name: lab.color for lab in Label.objects.filter(label_set=model.label_set)}
+    return HttpResponse(_plot_svg(name, review, colors), content_type="image/svg+xml")
+
+
+def _plot_svg(name: str, review: dict[str, Any], colors: dict[str, str]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2, 3.4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    labels = review["labels"]
+    if name == "confusion":
+        import numpy as np
+
+        matrix = np.asarray(review["confusion"] or [[0] * (len(labels) + 1)] * len(labels))
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(labels) + 1), [*labels, _("none")], rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel(_("Predicted etiology"))
+        ax.set_ylabel(_("Confirmed etiology"))
+    elif name == "dice":
+        data = [review["dice"].get(lab) or [float("nan")] for lab in labels]
+        parts = ax.boxplot(data, patch_artist=True)
+        for patch, lab in zip(parts["boxes"], labels, strict=True):
+            patch.set_facecolor(colors.get(lab, "#888888"))
+        for i, values in enumerate(data, start=1):
+            ax.plot([i] * len(values), values, ".", color="black", alpha=0.6)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=45, ha="right")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(_("Dice"))
+    else:
+        bins = review["calibration"]["bins"]
+        ax.plot([0, 1], [0, 1], "--", color="grey", label=_("perfect calibration"))
+        xs = [(b["lower"] + b["upper"]) / 2 for b in bins]
+        ax.bar(
+            xs,
+            [b["accuracy"] if b["count"] else 0 for b in bins],
+            width=0.09,
+            color="#1e88e5",
+            alpha=0.7,
+            label=_("accuracy"),
+        )
+        ax.plot(
+            [b["mean_confidence"] for b in bins if b["count"]],
+            [b["accuracy"] for b in bins if b["count"]],
+            "o",
+            color="black",
+        )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(_("Confidence"))
+        ax.set_ylabel(_("Accuracy"))
+        ax.set_title(_("ECE %(ece).3f") % {"ece": review["calibration"]["ece"]}, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    out = io.BytesIO()
+    fig.savefig(out, format="svg")
+    return out.getvalue()
+
+
+# --- exports --------------------------------------------------------------------------------
+@login_required
+def exports_page(request: HttpRequest) -> HttpResponse:
+    """``/models/exports/``: filters, start an export, progress and downloads."""
+    _require(request, DATA_MANAGER)
+    if request.method == "POST":
+        try:
+            job = _export_from_form(request)
+        except (ApplicationError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", None) or _("Invalid input."))
+            return HttpResponseRedirect(request.path)
+        messages.success(request, _("Export %(id)s queued.") % {"id": job.pk})
+        return HttpResponseRedirect(request.path)
+    return render(
+        request,
+        "inference/review/exports.html",
+        {
+            "jobs": list(ExportJob.objects.order_by("-created_at", "-id")[:30]),
+            "labels": list(labels_active()),
+            "formats": ExportJob.Format.choices,
+        },
+    )
+
+
+def _export_from_form(request: HttpRequest) -> ExportJob:
+    post = request.POST
+    fmt = post.get("format", "")
+    filters = {
+        "etiology": post.get("etiology") or None,
+        "created_after": post.get("created_after") or None,
+        "created_before": post.get("created_before") or None,
+    }
+    explicit = [int(c) for c in (post.get("cases") or "").replace(",", " ").split()]
+    approved_only = bool(post.get("approved_only"))
+    confirmed = post.get("confirmed", "yes")
+    case_ids: list[int] | None
+    if explicit:
+        case_ids = explicit
+    elif approved_only and confirmed == "yes":
+        case_ids = None  # the default dataset: confirmed cases with approved masks
+    else:
+        # Other combinations become an explicit list (newest mask of each case).
+        from annotation.models import Annotation
+
+        qs = Case.objects.all()
+        if confirmed in ("yes", "no"):
+            qs = qs.filter(confirmed=confirmed == "yes")
+        if filters["etiology"]:
+            qs = qs.filter(etiology__name=filters["etiology"])
+        if filters["created_after"]:
+            qs = qs.filter(created_at__date__gte=filters["created_after"])
+        if filters["created_before"]:
+            qs = qs.filter(created_at__date__lte=filters["created_before"])
+        masked = Annotation.objects.filter(current_revision__isnull=False)
+        if approved_only:
+            masked = masked.filter(state=Annotation.State.APPROVED)
+        qs = qs.filter(pk__in=masked.values("series__case_id"))
+        case_ids = sorted(qs.values_list("pk", flat=True))
+        if not case_ids:
+            raise ApplicationError(_("No case matches these filters."))
+        filters = {}
+    job, _created = export_services.export_request(
+        user=request.user,
+        format=fmt,
+        case_ids=case_ids,
+        filters={k: v for k, v in filters.items() if v},
+    )
+    return job
+
+
+# --- registration ---------------------------------------------------------------------------
+def case_review_link(request: HttpRequest, case: Case) -> str | None:
+    """The case page's "Review" action: the reference series' review page."""
+    if not has_role(request.user, *REVIEW_ROLES):
+        return None
+    series = list(series_list_for_case(case=case))
+    for kind in ("DWI", "FLAIR", "ADC"):
+        for s in series:
+            if s.kind == kind:
+                return reverse("inference:review-series", args=[s.pk])
+    return None
