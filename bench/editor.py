@@ -145,6 +145,7 @@ def run(loads: int, saves: int) -> dict[str, Any]:
         cookie = {"name": "sessionid", "value": session_key, "url": base}
         first_render: list[float] = []
         save_ms: list[float] = []
+        server_ms: list[float] = []
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -178,6 +179,9 @@ def run(loads: int, saves: int) -> dict[str, Any]:
                     raise RuntimeError(f"save failed: {status}")
                 if i > 0:
                     save_ms.append(float(page.evaluate("window.__strokeaid_last_save_ms")))
+                    server_ms.append(
+                        float(page.evaluate("window.__strokeaid_last_save_server_ms") or 0)
+                    )
             context.close()
             browser.close()
     finally:
@@ -198,6 +202,8 @@ def run(loads: int, saves: int) -> dict[str, Any]:
         "first_render_ms_median": round(statistics.median(first_render), 1),
         "save_ms": [round(v, 1) for v in save_ms],
         "save_ms_median": round(statistics.median(save_ms), 1),
+        "save_server_ms_median": round(statistics.median(server_ms), 1),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
         "targets": TARGETS,
     }
     result["pass"] = all(result[k] < v for k, v in TARGETS.items())

@@ -615,6 +615,8 @@
     const data = await r.json().catch(() => ({}));
     if (r.status === 412 || r.status === 428) return { conflict: data, series: s };
     if (!r.ok) throw new Error(data.message || r.statusText);
+    const timing = /dur=([\d.]+)/.exec(r.headers.get("Server-Timing") || "");
+    window.__strokeaid_last_save_server_ms = timing ? Number(timing[1]) : null;
     s.etag = data.etag;
     s.annotation = Object.assign({}, s.annotation || {}, {
       id: data.annotation, state: data.state, etag: data.etag, revision: data.revision.number,
