@@ -217,3 +217,36 @@ def test_reviewer_returns_then_approves(
     annotation.refresh_from_db()
     assert annotation.state == "approved" and annotation.reviewer == reviewer
     assert "Approved" in page.locator("#workflow-list").inner_text()
+
+
+def test_prediction_overlay_toggle(page, live_server, client, neurologist, phantom_series):
+    """A registered provider's uint8 volume is shown as a second, read-only overlay."""
+    from annotation import hooks
+
+    dwi = phantom_series["DWI"]
+    predicted = np.zeros(tuple(dwi.shape), np.uint8)
+    predicted[4, 8:16, 8:16] = 4
+    # Any URL answering the raw uint8 form will do; an imported mask stands in for a model.
+    source = services.annotation_import_mask(
+        user=neurologist, series=dwi, mask=predicted, annotator=None, is_consensus=True
+    )
+
+    def provider(*, series, user):
+        return f"/api/annotations/{source.pk}/mask.raw" if series.pk == dwi.pk else None
+
+    hooks.register_prediction_overlay(provider)
+    try:
+        login(page, live_server, client, neurologist)
+        open_editor(page, live_server, dwi.case)
+        toggle = page.locator("#prediction-toggle-wrap")
+        assert toggle.is_visible()
+        page.keyboard.press("t")
+        page.wait_for_function(f"strokeaidEditor.series[{dwi.pk}].prediction !== null")
+        count = page.evaluate(
+            f"Array.from(strokeaidEditor.series[{dwi.pk}].prediction).filter(v => v === 4).length"
+        )
+        assert count == 64
+        # Read-only: the annotator's own mask is untouched by the overlay.
+        assert page.evaluate("strokeaidEditor.countLabel('DWI', 4)") == 0
+    finally:
+        hooks._providers.remove(provider)
