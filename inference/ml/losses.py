@@ -1,0 +1,113 @@
+"""Class-weighted cross-entropy + soft Dice loss for multiclass lesion-etiology segmentation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def label_counts(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Voxel count per class index in integer masks (any shape), as an int64 tensor."""
+    return torch.bincount(masks.reshape(-1).long(), minlength=num_classes)[:num_classes]
+
+
+def class_weights_from_counts(
+    counts: torch.Tensor, *, power: float = 0.5, max_weight: float = 10.0
+) -> torch.Tensor:
+    """Inverse-(sqrt-)frequency class weights, the most frequent class weighing 1.
+
+    ``w_c = (n_max / n_c) ** power`` clipped to ``[1, max_weight]``. Lesions are a tiny
+    fraction of the voxels; full inverse frequency would weigh them thousands of times
+    the background and make training unstable, the square root plus the clip keeps the
+    correction strong but bounded. Classes absent from the counts get ``max_weight`` (they
+    never appear as a target, so the value only matters if data change).
+
+    Args:
+        counts: voxels per class index (background first).
+        power: exponent (0.5 = inverse square root).
+        max_weight: upper clip.
+
+    Returns:
+        float32 weights, one per class.
+    """
+    c = counts.double()
+    weights = torch.full_like(c, max_weight)
+    present = c > 0
+    if present.any():
+        weights[present] = (c.max() / c[present]) ** power
+    return weights.clamp(1.0, max_weight).float()
+
+
+class SoftDiceLoss(nn.Module):
+    """Multiclass soft Dice loss, ``1 - mean_c Dice_c`` over the batch.
+
+    Intersections and sums are taken over the whole batch ("batch Dice") rather than per
+    slice: most slices hold no lesion, and a per-slice Dice of an empty slice is either
+    undefined or dominated by the smoothing term.
+    """
+
+    def __init__(self, *, include_background: bool = False, smooth: float = 1.0) -> None:
+        """Args:
+        include_background: also score class 0.
+        smooth: additive smoothing in numerator and denominator.
+        """
+        super().__init__()
+        self.include_background = include_background
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss for ``logits (N, K, H, W)`` and integer ``target (N, H, W)``."""
+        k = logits.shape[1]
+        probs = logits.float().softmax(dim=1)
+        one_hot = F.one_hot(target.long(), k).permute(0, 3, 1, 2).to(probs.dtype)
+        dims = (0, 2, 3)
+        intersection = (probs * one_hot).sum(dims)
+        denominator = probs.sum(dims) + one_hot.sum(dims)
+        dice = (2 * intersection + self.smooth) / (denominator + self.smooth)
+        if not self.include_background:
+            dice = dice[1:]
+        return 1.0 - dice.mean()
+
+
+class SegmentationLoss(nn.Module):
+    """``ce_weight * weighted cross-entropy + dice_weight * soft Dice``.
+
+    Cross-entropy gives well-behaved per-voxel gradients and calibrated probabilities (the
+    case-level vote sums them); Dice counters the lesion/background imbalance.
+    """
+
+    def __init__(
+        self,
+        *,
+        class_weights: torch.Tensor | None = None,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        include_background: bool = False,
+    ) -> None:
+        """Args:
+        class_weights: per-class cross-entropy weights (see
+            :func:`class_weights_from_counts`), or ``None`` for unweighted.
+        ce_weight: factor of the cross-entropy term.
+        dice_weight: factor of the Dice term.
+        include_background: score background in the Dice term.
+        """
+        super().__init__()
+        self.ce_weight = ce_weight
+        self.dice_weight = dice_weight
+        self.dice = SoftDiceLoss(include_background=include_background)
+        self.class_weights: torch.Tensor | None
+        self.register_buffer("class_weights", class_weights)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar loss for ``logits (N, K, H, W)`` and integer ``target (N, H, W)``."""
+        # float32 for the loss even under autocast: softmax/log of fp16 logits loses the
+        # tiny lesion probabilities.
+        logits = logits.float()
+        loss = logits.new_zeros(())
+        if self.ce_weight:
+            ce = F.cross_entropy(logits, target.long(), weight=self.class_weights)
+            loss = loss + self.ce_weight * ce
+        if self.dice_weight:
+            loss = loss + self.dice_weight * self.dice(logits, target)
+        return loss

@@ -1,0 +1,497 @@
+"""Lean in-memory U-Net training loop with validation, early stopping and atomic checkpoints."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from inference.ml.data import CaseArrays, build_slice_dataset
+from inference.ml.losses import SegmentationLoss, class_weights_from_counts, label_counts
+from inference.ml.metrics import (
+    LesionDetection,
+    OverlapCounts,
+    classification_report,
+    lesion_detection,
+    overlap_counts,
+)
+from inference.ml.networks import ModelSpec, NormalisationSpec, build_from_spec, save_checkpoint
+from inference.ml.predictor import Predictor, _cpu_count, resolve_device
+from inference.ml.transforms import AugmentConfig, augment_batch
+
+Monitor = Literal["combined", "dice", "lesion_f1", "case_macro_f1"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (stored with the model version).
+
+    Attributes:
+        epochs: maximum epochs.
+        batch_size: slices per step.
+        lr: peak learning rate (AdamW).
+        weight_decay: AdamW weight decay.
+        seed: seeds torch, numpy, python, slice choice and augmentation.
+        encoder: smp encoder (architecture fields are mirrored in the spec; see
+            :func:`spec_from_config`).
+        in_kinds: series kinds used as input.
+        context_slices: neighbouring slices per side (2.5D).
+        image_size: ``(H, W)`` to resize to, or ``None`` to pad to a multiple of 32.
+        augment: augmentation settings (``AugmentConfig(enabled=False)`` disables).
+        early_stopping_patience: epochs without validation improvement before stopping
+            (0 disables early stopping).
+        monitor: validation score for best epoch / early stopping; ``"combined"`` is the mean
+            of foreground Dice, lesion-wise F1 and case-level macro-F1.
+        schedule: ``"onecycle"`` or ``"cosine"`` (per-step schedules).
+        amp: mixed precision on CUDA (bf16 when supported, else fp16 + GradScaler).
+        channels_last: channels-last memory format (faster convolutions on CPU and GPU).
+        num_threads: CPU threads (``None`` = all cores available to the process).
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        empty_ratio: empty slices kept per lesion slice (see ``build_slice_dataset``).
+        lesion_fraction: expected share of lesion slices per epoch (``None``: plain shuffle).
+        ce_weight: cross-entropy factor.
+        dice_weight: Dice factor.
+        max_class_weight: clip of inverse-sqrt-frequency class weights.
+        grad_clip: gradient-norm clip (0 disables).
+        validate_every: run validation every N epochs (and after the last one).
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    encoder: str = "mobilenet_v2"
+    in_kinds: tuple[str, ...] = ("DWI", "ADC", "FLAIR")
+    context_slices: int = 0
+    image_size: tuple[int, int] | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    early_stopping_patience: int = 10
+    monitor: Monitor = "combined"
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    amp: bool = True
+    channels_last: bool = True
+    num_threads: int | None = None
+    device: str = "auto"
+    empty_ratio: float = 0.5
+    lesion_fraction: float | None = None
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    max_class_weight: float = 10.0
+    grad_clip: float = 0.0
+    validate_every: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (tuples as lists, nested augmentation as a dict)."""
+        data = asdict(self)
+        data["in_kinds"] = list(self.in_kinds)
+        data["image_size"] = list(self.image_size) if self.image_size else None
+        data["augment"] = self.augment.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from :meth:`to_dict` output; unknown keys are ignored."""
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        if "in_kinds" in values:
+            values["in_kinds"] = tuple(values["in_kinds"])
+        if values.get("image_size") is not None:
+            values["image_size"] = tuple(values["image_size"])
+        if isinstance(values.get("augment"), Mapping):
+            values["augment"] = AugmentConfig.from_dict(values["augment"])
+        return cls(**values)
+
+
+def spec_from_config(
+    config: TrainConfig,
+    *,
+    label_values: Sequence[int],
+    label_names: Sequence[str],
+    presence_flags: bool = True,
+    encoder_depth: int = 5,
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    normalisation: NormalisationSpec | None = None,
+) -> ModelSpec:
+    """The :class:`ModelSpec` matching ``config`` for a label set."""
+    return ModelSpec(
+        label_values=tuple(label_values),
+        label_names=tuple(label_names),
+        channel_kinds=tuple(config.in_kinds),
+        context_slices=config.context_slices,
+        presence_flags=presence_flags,
+        encoder=config.encoder,
+        encoder_depth=encoder_depth,
+        decoder_channels=tuple(decoder_channels),
+        image_size=config.image_size,
+        normalisation=normalisation or NormalisationSpec(),
+    )
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one epoch did (streamed to the browser and stored in the run history).
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_loss: mean training loss.
+        lr: learning rate at the end of the epoch.
+        metrics: validation metrics (empty when not validated this epoch): ``dice_<value>``
+            per label, ``dice_mean`` (foreground labels), ``lesion_f1``, ``lesion_precision``,
+            ``lesion_recall``, ``case_accuracy``, ``case_macro_f1``.
+        score: monitored validation score (``nan`` when not validated).
+        is_best: this epoch improved the score (its weights are checkpointed).
+        train_seconds: wall time of the training pass (data + forward/backward/step).
+        val_seconds: wall time of validation.
+    """
+
+    epoch: int
+    train_loss: float
+    lr: float
+    metrics: dict[str, float]
+    score: float
+    is_best: bool
+    train_seconds: float
+    val_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (``nan`` score becomes ``None``)."""
+        data = asdict(self)
+        data["score"] = None if math.isnan(self.score) else self.score
+        return data
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        model: network with the BEST epoch's weights loaded (eval mode, on ``device``).
+        spec: model spec.
+        best_epoch: epoch of the best score (the last epoch when never validated).
+        best_score: its score.
+        best_metrics: its validation metrics.
+        history: one report per finished epoch.
+        stopped_early: patience ran out.
+        cancelled: ``should_stop`` returned True.
+        checkpoint_path: checkpoint file, when requested.
+        device: device used.
+        total_seconds: wall time of the whole run.
+        n_train_slices: slices in the training set.
+    """
+
+    model: nn.Module
+    spec: ModelSpec
+    best_epoch: int
+    best_score: float
+    best_metrics: dict[str, float]
+    history: list[EpochReport]
+    stopped_early: bool
+    cancelled: bool
+    checkpoint_path: Path | None
+    device: str
+    total_seconds: float
+    n_train_slices: int
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def evaluate(
+    predictor: Predictor, cases: Sequence[CaseArrays], spec: ModelSpec
+) -> dict[str, float]:
+    """Validation metrics of ``predictor`` on annotated cases.
+
+    Dice and lesion counts are pooled over all cases (a global Dice per label is stable
+    with few cases); case-level etiology uses each case's ``etiology`` when set, else the
+    label with most voxels in its reference mask.
+    """
+    labels = list(spec.label_values)
+    pooled = {lab: OverlapCounts(0, 0, 0) for lab in labels}
+    detection = LesionDetection(0, 0, 0, 0)
+    truths: list[int] = []
+    preds: list[int | None] = []
+    for case in cases:
+        if case.mask is None:
+            continue
+        out = predictor.predict(case.volumes, case.spacing)
+        for lab, counts in overlap_counts(out.label_volume, case.mask, labels).items():
+            pooled[lab] = pooled[lab] + counts
+        detection = detection + lesion_detection(
+            out.label_volume, case.mask, connectivity=predictor.connectivity
+        )
+        truth = case.etiology
+        if truth is None:
+            counts_per_label = np.bincount(case.mask.ravel(), minlength=256)[labels]
+            truth = labels[int(np.argmax(counts_per_label))] if counts_per_label.any() else None
+        if truth is not None:
+            truths.append(truth)
+            preds.append(out.etiology)
+    metrics = {f"dice_{lab}": pooled[lab].dice for lab in labels}
+    # Mean over labels present in reference or prediction: an absent label's "1.0" would
+    # inflate the score of a model that merely predicts nothing.
+    seen = [c.dice for c in pooled.values() if c.tp + c.fp + c.fn > 0]
+    metrics["dice_mean"] = float(np.mean(seen)) if seen else 1.0
+    metrics["lesion_f1"] = detection.f1
+    metrics["lesion_precision"] = detection.precision
+    metrics["lesion_recall"] = detection.recall
+    if truths:
+        report = classification_report(truths, preds, labels)
+        metrics["case_accuracy"] = report.accuracy
+        metrics["case_macro_f1"] = report.macro_f1
+    return metrics
+
+
+def _score(metrics: Mapping[str, float], monitor: Monitor) -> float:
+    if monitor == "combined":
+        parts = [metrics["dice_mean"], metrics["lesion_f1"]]
+        if "case_macro_f1" in metrics:
+            parts.append(metrics["case_macro_f1"])
+        return float(np.mean(parts))
+    key = {"dice": "dice_mean", "lesion_f1": "lesion_f1", "case_macro_f1": "case_macro_f1"}
+    return float(metrics.get(key[monitor], float("nan")))
+
+
+class _Throttle:
+    """Call a callback at most every ``interval`` seconds (callbacks may hit the DB)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
+def train(
+    *,
+    train_cases: Sequence[CaseArrays],
+    val_cases: Sequence[CaseArrays],
+    spec: ModelSpec,
+    config: TrainConfig,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_path: Path | None = None,
+) -> TrainResult:
+    """Train the U-Net of ``spec`` on ``train_cases``, validating on ``val_cases``.
+
+    The hot loop only indexes in-memory tensors, augments whole batches on the training
+    device and steps the optimiser; no per-sample Python work and no host sync per step
+    (the loss is accumulated on device). Callbacks are throttled.
+
+    Args:
+        train_cases: annotated training cases.
+        val_cases: annotated validation cases (may be empty: then the last epoch is "best"
+            and the score is the negated training loss).
+        spec: model spec; must agree with the architecture fields of ``config``.
+        config: hyper-parameters.
+        on_epoch: called after each epoch with its report.
+        on_progress: called with the run's progress in ``[0, 1]`` (at most twice a second).
+        should_stop: polled about once a second; returning True cancels the run after the
+            current step (the best checkpoint so far is kept).
+        checkpoint_path: where to write the best epoch's checkpoint (atomically).
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        ValueError: spec/config disagree, or there is no training slice.
+    """
+    mismatch = [
+        name
+        for name, a, b in (
+            ("encoder", spec.encoder, config.encoder),
+            ("in_kinds", tuple(spec.channel_kinds), tuple(config.in_kinds)),
+            ("context_slices", spec.context_slices, config.context_slices),
+            ("image_size", spec.image_size, config.image_size),
+        )
+        if a != b
+    ]
+    if mismatch:
+        raise ValueError(f"spec and config disagree on {', '.join(mismatch)}")
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.num_threads or _cpu_count())
+    else:
+        # Speed over bit-exact reproducibility on GPU: autotuned convolution kernels.
+        torch.backends.cudnn.benchmark = True
+    seed_everything(config.seed)
+
+    dataset = build_slice_dataset(
+        train_cases, spec, empty_ratio=config.empty_ratio, seed=config.seed
+    )
+    n = len(dataset)
+    if n < 2:
+        raise ValueError("training needs at least two slices")
+    x_all, y_all = dataset.x, dataset.y
+    if device.type == "cuda":
+        # One transfer up front; every batch is then a device-side gather.
+        x_all, y_all = x_all.to(device), y_all.to(device)
+    image_channels = len(spec.channel_kinds) * (2 * spec.context_slices + 1)
+
+    model = build_from_spec(spec).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    weights = class_weights_from_counts(
+        label_counts(dataset.y, spec.classes), max_weight=config.max_class_weight
+    )
+    loss_fn = SegmentationLoss(
+        class_weights=weights.to(device), ce_weight=config.ce_weight, dice_weight=config.dice_weight
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    # BatchNorm cannot train on a batch of one slice: a trailing single slice is dropped.
+    steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size >= 2 else 0)
+    total_steps = max(1, steps_per_epoch * config.epochs)
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.1
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    sample_gen = torch.Generator().manual_seed(config.seed)
+    aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    predictor = Predictor(model, spec, device, backend="eager", channels_last=config.channels_last)
+
+    history: list[EpochReport] = []
+    best_score = -math.inf
+    best_epoch = 0
+    best_metrics: dict[str, float] = {}
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    stopped_early = cancelled = False
+    progress_throttle, stop_throttle = _Throttle(0.5), _Throttle(1.0)
+    step = 0
+
+    for epoch in range(1, config.epochs + 1):
+        t_epoch = time.perf_counter()
+        model.train()
+        order = dataset.epoch_indices(sample_gen, lesion_fraction=config.lesion_fraction)
+        if device.type == "cuda":
+            order = order.to(device)
+        loss_sum = torch.zeros((), device=device)
+        n_steps = 0
+        for start in range(0, n, config.batch_size):
+            index = order[start : start + config.batch_size]
+            if index.numel() < 2:
+                break
+            xb = x_all[index].to(dtype=torch.float32)
+            yb = y_all[index]
+            if config.augment.enabled:
+                with torch.no_grad():
+                    xb, yb = augment_batch(
+                        xb, yb, config.augment, generator=aug_gen, image_channels=image_channels
+                    )
+            xb = xb.contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = model(xb)
+            loss = loss_fn(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += loss.detach()
+            n_steps += 1
+            step += 1
+            if on_progress is not None and progress_throttle.due():
+                on_progress(min(1.0, step / total_steps))
+            if should_stop is not None and stop_throttle.due() and should_stop():
+                cancelled = True
+                break
+        train_seconds = time.perf_counter() - t_epoch
+        train_loss = float(loss_sum) / max(1, n_steps)
+
+        t_val = time.perf_counter()
+        metrics: dict[str, float] = {}
+        validate = bool(val_cases) and (
+            epoch % max(1, config.validate_every) == 0 or epoch == config.epochs or cancelled
+        )
+        if validate:
+            metrics = evaluate(predictor, val_cases, spec)
+            score = _score(metrics, config.monitor)
+        elif not val_cases:
+            score = -train_loss
+        else:
+            score = float("nan")
+        val_seconds = time.perf_counter() - t_val
+
+        is_best = not math.isnan(score) and score > best_score
+        if is_best:
+            best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if checkpoint_path is not None:
+                save_checkpoint(
+                    checkpoint_path,
+                    model=model,
+                    spec=spec,
+                    epoch=epoch,
+                    metrics={**metrics, "score": score, "train_loss": train_loss},
+                    config=config.to_dict(),
+                )
+        elif not math.isnan(score):
+            stale += 1
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=train_loss,
+            lr=float(optimizer.param_groups[0]["lr"]),
+            metrics=metrics,
+            score=score,
+            is_best=is_best,
+            train_seconds=train_seconds,
+            val_seconds=val_seconds,
+        )
+        history.append(report)
+        if on_epoch is not None:
+            on_epoch(report)
+        if cancelled:
+            break
+        if config.early_stopping_patience and stale >= config.early_stopping_patience:
+            stopped_early = True
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    if on_progress is not None:
+        on_progress(1.0)
+    return TrainResult(
+        model=model,
+        spec=spec,
+        best_epoch=best_epoch,
+        best_score=best_score,
+        best_metrics=best_metrics,
+        history=history,
+        stopped_early=stopped_early,
+        cancelled=cancelled,
+        checkpoint_path=checkpoint_path if best_state is not None else None,
+        device=str(device),
+        total_seconds=time.perf_counter() - started,
+        n_train_slices=n,
+    )
