@@ -86,7 +86,7 @@ def _save_response(revision: AnnotationRevision) -> Response:
         }
     ).data
     response = Response(body)
-    response["ETag"] = annotation.etag
+    response["ETag"] = str(annotation.etag)
     response["Access-Control-Expose-Headers"] = "ETag"
     return response
 
@@ -120,7 +120,7 @@ def _mask_response(
         response["X-Dtype"] = "uint8"
         response["Content-Length"] = str(len(data))
     if revision.pk == annotation.current_revision_id:
-        response["ETag"] = annotation.etag
+        response["ETag"] = str(annotation.etag)
     response["X-Revision"] = str(revision.number)
     response["Cache-Control"] = MASK_CACHE
     response["Access-Control-Expose-Headers"] = "ETag, X-Shape, X-Dtype, X-Revision"
@@ -133,6 +133,7 @@ class _SeriesMaskApi(APIView):
     permission_classes = [HasAnyRole]
     content_negotiation_class = FallbackContentNegotiation
     fmt = "raw"
+    source: str = AnnotationRevision.Source.EDITOR
 
     def _own(self, request: Request, series: Series) -> Annotation:
         annotation = selectors.annotation_own(user=request.user, series=series)
@@ -143,12 +144,10 @@ class _SeriesMaskApi(APIView):
     def get(self, request: Request, series_id: int) -> HttpResponse:
         series = series_get_for_user(user=request.user, series_id=series_id)
         annotation = self._own(request, series)
+        revision = annotation.current_revision
+        assert revision is not None  # _own() refuses annotations without a saved mask
         return _mask_response(
-            request,
-            series=series,
-            annotation=annotation,
-            revision=annotation.current_revision,
-            fmt=self.fmt,  # type: ignore[arg-type]
+            request, series=series, annotation=annotation, revision=revision, fmt=self.fmt
         )
 
     def _decode(self, request: Request, series: Series) -> Any:
