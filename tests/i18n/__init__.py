@@ -1,0 +1,1 @@
+"""Translation checks: static scanners for untranslated user-facing text."""
