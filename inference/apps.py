@@ -15,7 +15,11 @@ class InferenceConfig(AppConfig):
 
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
+        from annotation.hooks import register_prediction_overlay
+
+        register_prediction_overlay(selectors.prediction_overlay_url)
         from . import review_setup  # noqa: F401 - review/export pages, job kind, nav, action
+
         try:
             from cases.panels import register_case_panel
         except ImportError:  # the case page has no panels: the standalone page remains

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
@@ -114,3 +115,13 @@ def prediction_latest_for_series(*, series: Series) -> PredictionSeries | None:
         .order_by("-job__finished_at", "-job_id")
         .first()
     )
+
+
+def prediction_overlay_url(*, series: Series, user: Any) -> str | None:
+    """The editor's overlay URL for ``series`` when a finished prediction exists, else None.
+
+    Registered with ``annotation.hooks``; the editor has already checked the series' access.
+    """
+    if prediction_latest_for_series(series=series) is None:
+        return None
+    return reverse("inference-api:series-prediction-raw", args=[series.pk])

@@ -73,6 +73,26 @@ def test_prediction_end_to_end(
     assert client.get(f"/api/series/{flair.pk}/prediction.raw").status_code == 200
 
 
+def test_editor_offers_the_prediction_overlay_once_done(
+    make_phantom_case: Any,
+    registered_model: Any,
+    neurologist: Any,
+    api_client_for: Any,
+    client: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    registered_model()
+    case = make_phantom_case("lacunar")
+    dwi = Series.objects.get(case=case, kind="DWI")
+    client.force_login(neurologist)
+    editor = f"/annotation/cases/{case.pk}/"
+    assert b"data-prediction-url" not in client.get(editor).content
+    body = _predict(api_client_for(neurologist), case.pk, django_capture_on_commit_callbacks)
+    assert body["status"] == "done"
+    page = client.get(editor).content.decode()
+    assert f'data-prediction-url="/api/series/{dwi.pk}/prediction.raw"' in page
+
+
 def test_prediction_raw_is_404_without_prediction(
     make_phantom_case: Any, neurologist: Any, api_client_for: Any
 ) -> None:
