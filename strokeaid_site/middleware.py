@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
@@ -27,4 +28,12 @@ class UserLanguageMiddleware:
         if language and not request.path.startswith("/api/"):
             translation.activate(language)
             request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
-        return self.get_response(request)
+        response = self.get_response(request)
+        if language and request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) != language:
+            # After a login on another browser the session knows the user's language but the
+            # cookie does not: without it the editor's API calls (which follow LocaleMiddleware:
+            # cookie, then Accept-Language) would answer errors in the browser's language.
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 24 * 3600, samesite="Lax"
+            )
+        return response

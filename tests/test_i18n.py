@@ -9,19 +9,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.utils import translation
 
 from strokeaid_site.i18n import RU_PLURAL_FORMS, po_parse, po_problems, po_read
+from tests.factories import CaseFactory
 from tests.i18n import scanners
 
 ROOT = scanners.ROOT
@@ -185,3 +186,134 @@ def test_no_source_string_is_missing_from_the_catalogues(tmp_path: Path) -> None
         "strings without a Russian translation (run makemessages -l ru and "
         "makemessages -d djangojs -l ru, translate, commit):\n" + "\n".join(problems)
     )
+
+
+# --- API: Accept-Language ----------------------------------------------------------------------
+@pytest.mark.django_db
+def test_api_label_titles_follow_accept_language(api_client_for, neurologist) -> None:
+    client = api_client_for(neurologist)
+    ru = {
+        lb["name"]: lb["title"]
+        for lb in client.get("/api/labels/", HTTP_ACCEPT_LANGUAGE="ru").json()
+    }
+    en = {
+        lb["name"]: lb["title"]
+        for lb in client.get("/api/labels/", HTTP_ACCEPT_LANGUAGE="en").json()
+    }
+    assert ru["cardioembolic"] == "Кардиоэмболический"
+    assert ru["atherothrombotic"] == "Атеротромботический"
+    assert ru["lacunar"] == "Лакунарный" and ru["cryptogenic"] == "Криптогенный"
+    assert en["cardioembolic"] == "Cardioembolic"
+
+
+@pytest.mark.django_db
+def test_api_error_messages_follow_accept_language(
+    api_client_for, anon_client, neurologist
+) -> None:
+    client = api_client_for(neurologist)
+    ru = client.get("/api/cases/999999/", HTTP_ACCEPT_LANGUAGE="ru-RU,ru;q=0.9,en;q=0.5")
+    en = client.get("/api/cases/999999/", HTTP_ACCEPT_LANGUAGE="en")
+    assert ru.status_code == en.status_code == 404
+    assert ru.json()["message"] == "Случай не найден."
+    assert en.json()["message"] == "Case not found."
+    # DRF's own messages (authentication) come translated too.
+    refused = anon_client.get("/api/cases/", HTTP_ACCEPT_LANGUAGE="ru")
+    assert set(refused.json()) == {"message", "extra"}
+    assert any("а" <= ch <= "я" for ch in refused.json()["message"].lower())
+    # A service's validation message (gettext in the service, raised as ApplicationError).
+    bad = client.post(
+        "/api/cases/",
+        {"code": "Ivanov", "etiology": "cardioembolic"},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="ru",
+    )
+    assert bad.status_code == 400
+    assert "псевдоним" in str(bad.json()), bad.json()
+
+
+@pytest.mark.django_db
+def test_api_language_for_scripts_and_for_the_browser(client, api_client_for, neurologist) -> None:
+    """Token clients get the language they ask for; the browser gets the user's choice."""
+    from accounts.services import user_set_language
+
+    user_set_language(user=neurologist, language="ru")
+    script = api_client_for(neurologist).get("/api/cases/999999/", HTTP_ACCEPT_LANGUAGE="en")
+    assert script.json()["message"] == "Case not found."
+    # A fresh browser that asks for English: after login the pages and the editor's API calls
+    # follow the saved language (the first page sets the language cookie the API reads).
+    client.post("/accounts/login/", {"username": "neuro", "password": "pass-Word-123"})
+    assert "Случаи" in client.get("/cases/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    api = client.get("/api/cases/999999/", HTTP_ACCEPT_LANGUAGE="en")
+    assert api.json()["message"] == "Случай не найден."
+
+
+# --- pages: saved language, switch on every page, locale formats -----------------------------
+@pytest.mark.django_db
+def test_saved_language_is_used_on_pages_after_login(client, neurologist) -> None:
+    client.force_login(neurologist)
+    assert "Cases" in client.get("/cases/").content.decode()
+    response = client.post("/accounts/language/", {"language": "ru", "next": "/cases/"})
+    assert response.status_code == 302 and response["Location"] == "/cases/"
+    client.logout()
+    client.cookies.clear()
+    # A browser that asks for English still gets the user's own choice after logging in.
+    client.post("/accounts/login/", {"username": "neuro", "password": "pass-Word-123"})
+    html = client.get("/cases/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<html lang="ru">' in html
+    assert "Случаи" in html and "Выйти" in html
+
+
+@pytest.mark.django_db
+def test_language_switch_rejects_unknown_languages_and_foreign_redirects(
+    client, neurologist
+) -> None:
+    client.force_login(neurologist)
+    response = client.post(
+        "/accounts/language/", {"language": "xx", "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/"
+    neurologist.profile.refresh_from_db()
+    assert neurologist.profile.language != "xx"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/cases/", "/annotation/my-work/", "/accounts/login/"])
+def test_every_page_has_the_language_switch(client, neurologist, url) -> None:
+    if url != "/accounts/login/":
+        client.force_login(neurologist)
+    html = client.get(url).content.decode()
+    assert 'class="language-switch"' in html and 'name="language"' in html
+    assert 'value="ru"' in html and 'value="en"' in html
+
+
+@pytest.mark.django_db
+def test_case_list_in_russian_shows_label_titles_and_russian_dates(client, neurologist) -> None:
+    from tests.factories import label
+
+    CaseFactory(code="RU-0001", etiology=label("lacunar"), created_by=neurologist)
+    client.force_login(neurologist)
+    client.post("/accounts/language/", {"language": "ru", "next": "/"})
+    html = client.get("/cases/").content.decode()
+    assert "Лакунарный" in html and "Lacunar" not in html
+    import re
+
+    assert re.search(r"\d\d\.\d\d\.\d{4} \d\d:\d\d", html), "dates as dd.mm.yyyy hh:mm"
+
+
+def test_volume_filter_uses_the_locale_decimal_separator_and_unit() -> None:
+    from accounts.templatetags.strokeaid_format import ml
+
+    with translation.override("ru"):
+        assert ml(12.345) == "12,35 мл"
+        assert ml("0.5", 1) == "0,5 мл"
+    with translation.override("en"):
+        assert ml(12.345) == "12.35 ml"
+    assert ml(None) == "" and ml("n/a") == ""
+
+
+def test_javascript_catalogue_is_russian(client) -> None:
+    response = client.get("/jsi18n/", HTTP_ACCEPT_LANGUAGE="ru")
+    body = response.content.decode()
+    # The catalogue is JSON with \\u escapes; "All changes saved" of the editor:
+    assert json.dumps("Все изменения сохранены")[1:-1] in body
+    assert '"DECIMAL_SEPARATOR": ","' in body

@@ -839,11 +839,13 @@
     for (const rev of revisions) {
       const li = document.createElement("li");
       li.dataset.revision = rev.number;
-      const when = new Date(rev.created_at).toLocaleString();
+      // Date, time and decimal comma follow the interface language, not the browser's.
+      const when = new Date(rev.created_at).toLocaleString(document.documentElement.lang);
+      const decimal = (x, d) => Number(x).toFixed(d).replace(".", get_format("DECIMAL_SEPARATOR"));
       li.textContent = interpolate(gettext("r%(n)s · %(when)s · %(who)s · %(ml)s ml"),
-        { n: rev.number, when, who: rev.created_by || "—", ml: rev.total_ml.toFixed(2) }, true);
+        { n: rev.number, when, who: rev.created_by || "—", ml: decimal(rev.total_ml, 2) }, true);
       li.title = Object.entries(rev.volumes_ml).map(([v, ml]) =>
-        ((labelByValue[v] || {}).title || v) + ": " + ml + " ml").join("\n");
+        ((labelByValue[v] || {}).title || v) + ": " + interpolate(gettext("%s ml"), [decimal(ml, 2)])).join("\n");
       if (cfg.can_annotate && rev.number !== s.annotation.revision) {
         const b = document.createElement("button");
         b.type = "button";

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 APPS = ["accounts", "cases", "annotation", "inference", "strokeaid_site"]
 
 # Words that are the same in every language of the interface: modality and format names,
-# units, key names printed on keyboards, product name parts.
+# key names printed on keyboards, metric names. Units are NOT here: "ml", "mm", "MB" are
+# written "мл", "мм", "МБ" in Russian, so a template must not glue them on untranslated
+# (use ``{{ value|ml }}`` from ``strokeaid_format`` or a translated string).
 ALLOWED_WORDS = {
     "DWI",
     "ADC",
@@ -42,14 +44,6 @@ ALLOWED_WORDS = {
     "CPU",
     "ID",
     "URL",
-    "ml",
-    "mm",
-    "px",
-    "s",
-    "ms",
-    "MB",
-    "GB",
-    "kB",
     "Ctrl",
     "Shift",
     "Alt",
@@ -307,7 +301,7 @@ _JS_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # Calls whose string argument is translated or is code, not text: gettext and its aliases,
 # DOM lookups, events, network and storage keys.
 _JS_CODE_CALLS = re.compile(
-    r"(gettext|ngettext|pgettext|interpolate|\bt|querySelector(?:All)?|getElementById|\$\$?|"
+    r"(gettext|ngettext|pgettext|interpolate|get_format|\bt|querySelector(?:All)?|getElementById|\$\$?|"
     r"addEventListener|removeEventListener|createElement|getAttribute|setAttribute|"
     r"removeAttribute|fetch|WebSocket|replace|split|join|startsWith|endsWith|includes|"
     r"matches|closest|add|remove|toggle|contains|getItem|setItem|Error|warn|log|error)"
