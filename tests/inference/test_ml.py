@@ -438,6 +438,9 @@ def test_postprocess_vote_volumes_and_small_component_removal() -> None:
     }
     assert out.mean_probabilities[1] == pytest.approx(6.8 / 12)
     assert sorted(les.voxels for les in out.lesions) == [4, 8]
+    small = next(les for les in out.lesions if les.voxels == 4)
+    assert small.label == 2 and small.centroid == (1.0, 6.5, 6.5)
+    assert small.bbox == (1, 2, 6, 8, 6, 8)
     assert json.dumps(out.summary())
 
 
