@@ -19,6 +19,16 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+@pytest.fixture(autouse=True)
+def _english_by_default() -> Any:
+    """Each test starts in English: a request in Russian must not leak into the next test."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.activate("en")
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     def _make(*roles: str, username: str | None = None, **kwargs: Any) -> Any:
