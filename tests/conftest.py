@@ -29,6 +29,23 @@ def _english_by_default() -> Any:
     translation.activate("en")
 
 
+@pytest.fixture(autouse=True)
+def _reference_data_in_transactional_tests(request: pytest.FixtureRequest) -> None:
+    """Transactional tests (live server, websockets) flush every table after each test, data
+    migrations included: put the default label set and the role groups back before each one,
+    with the migration's own (idempotent) function."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction"))
+    if not (transactional or {"transactional_db", "live_server"} & set(request.fixturenames)):
+        return
+    import importlib
+
+    from django.apps import apps
+
+    request.getfixturevalue("transactional_db")
+    importlib.import_module("cases.migrations.0002_default_labels_and_roles").forwards(apps, None)
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     def _make(*roles: str, username: str | None = None, **kwargs: Any) -> Any:
@@ -141,9 +158,7 @@ def phantom_case(db: Any, neurologist: Any, phantom_arrays: Any) -> Any:
     from cases.services.series import series_create_from_array
 
     phantom = phantom_arrays
-    case = case_create(
-        user=neurologist, code="PH-0007", etiology=PHANTOM_ETIOLOGY, confirmed=True
-    )
+    case = case_create(user=neurologist, code="PH-0007", etiology=PHANTOM_ETIOLOGY, confirmed=True)
     for index, kind in enumerate(("DWI", "ADC", "FLAIR"), start=1):
         series_create_from_array(
             case=case,

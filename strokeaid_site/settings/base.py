@@ -214,7 +214,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "strokeaid_site.schema.AutoSchema",
     "EXCEPTION_HANDLER": "strokeaid_site.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token": "20/min"},
 }
@@ -225,6 +225,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status"; give each choice set its own stable component name.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "inference.models.JobStatus",
+        "CaseStatusEnum": "cases.models.Case.Status",
+        "UploadStatusEnum": "cases.models.UploadJob.Status",
+    },
 }
 
 # --- Uploads ------------------------------------------------------------------------------

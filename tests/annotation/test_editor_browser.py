@@ -4,7 +4,6 @@ save, reload, conflict, and the reviewer's approve/return."""
 from __future__ import annotations
 
 import base64
-import importlib
 from typing import Any
 
 import numpy as np
@@ -16,16 +15,6 @@ from annotation.selectors import mask_array
 
 # live_server runs in another thread: the data must be committed (transaction=True).
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _default_labels_and_roles(transactional_db: Any) -> None:
-    """Transactional tests flush the tables after each test, data migrations included: put the
-    default label set and the role groups back (the migration's own function, idempotent)."""
-    from django.apps import apps
-
-    migration = importlib.import_module("cases.migrations.0002_default_labels_and_roles")
-    migration.forwards(apps, None)
 
 
 def login(page: Any, live_server: Any, client: Any, user: Any) -> None:

@@ -3,7 +3,6 @@ editor's script strings (JavaScriptCatalog) and the label palette, and the choic
 
 from __future__ import annotations
 
-import importlib
 import re
 from typing import Any
 
@@ -13,16 +12,6 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "pass-Word-123"  # tests.factories.UserFactory's password
-
-
-@pytest.fixture(autouse=True)
-def _default_labels_and_roles(transactional_db: Any) -> None:
-    """Transactional tests flush the tables, data migrations included: put the default label
-    set and the role groups back (the migration's own function, idempotent)."""
-    from django.apps import apps
-
-    migration = importlib.import_module("cases.migrations.0002_default_labels_and_roles")
-    migration.forwards(apps, None)
 
 
 def log_in(page: Any, live_server: Any, username: str) -> None:

@@ -1,0 +1,146 @@
+"""The site as a whole: production settings, job progress over websockets, the API contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from cases.models import UploadJob
+from strokeaid_site.events import job_event_send
+from strokeaid_site.routing import websocket_urlpatterns
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_production_settings_pass_check_deploy() -> None:
+    # The test process allows async-unsafe DB access for the live server; production must not.
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DJANGO_SETTINGS_MODULE": "strokeaid_site.settings.production",
+        "SECRET_KEY": "x" * 20 + "-production-secret-for-the-deploy-check-" + "y" * 20,
+        "ALLOWED_HOSTS": "strokeaid.example.org",
+        "DATABASE_URL": "sqlite:////tmp/strokeaid-deploy-check.sqlite3",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def _websocket(path: str, user: Any) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    communicator.scope["user"] = user
+    return communicator
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_progress_reaches_the_watching_browser(
+    make_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tests.factories import CaseFactory
+
+    owner = make_user("neurologist", username="owner")
+    case = CaseFactory(created_by=owner)
+    job = UploadJob.objects.create(case=case, created_by=owner)
+
+    async def scenario() -> Any:
+        communicator = _websocket(f"/ws/jobs/upload/{job.pk}/", owner)
+        connected, _ = await communicator.connect()
+        assert connected
+
+        def _send() -> None:
+            with django_capture_on_commit_callbacks(execute=True):
+                job_event_send("upload", job.pk, {"status": "running", "progress": 0.5})
+
+        await sync_to_async(_send, thread_sensitive=False)()
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return message
+
+    assert async_to_sync(scenario)() == {"status": "running", "progress": 0.5}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_progress_refuses_strangers_and_anonymous(make_user: Any) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    from tests.factories import CaseFactory
+
+    owner = make_user("clinician", username="owner")
+    stranger = make_user("clinician", username="stranger")
+    job = UploadJob.objects.create(case=CaseFactory(created_by=owner), created_by=owner)
+
+    async def connect(user: Any, path: str) -> bool:
+        communicator = _websocket(path, user)
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    path = f"/ws/jobs/upload/{job.pk}/"
+    assert async_to_sync(connect)(owner, path)
+    assert not async_to_sync(connect)(stranger, path)
+    assert not async_to_sync(connect)(AnonymousUser(), path)
+    assert not async_to_sync(connect)(owner, f"/ws/jobs/no-such-kind/{job.pk}/")
+
+
+# The public REST contract (shared API.md): every route must be in the OpenAPI schema.
+CONTRACT_ROUTES = {
+    "/api/auth/token/": {"post"},
+    "/api/labels/": {"get"},
+    "/api/cases/": {"get", "post"},
+    "/api/cases/{id}/": {"get", "patch", "delete"},
+    "/api/cases/{id}/uploads/": {"post"},
+    "/api/uploads/{job}/": {"get"},
+    "/api/cases/{id}/series/": {"get"},
+    "/api/series/{id}/": {"get"},
+    "/api/series/{id}/volume.nii.gz": {"get"},
+    "/api/series/{id}/mask.nii.gz": {"get", "put"},
+    "/api/series/{id}/annotations/": {"get"},
+    "/api/annotations/{id}/submit/": {"post"},
+    "/api/annotations/{id}/approve/": {"post"},
+    "/api/annotations/{id}/return/": {"post"},
+    "/api/cases/{id}/predictions/": {"post"},
+    "/api/predictions/{id}/": {"get"},
+    "/api/predictions/{id}/mask.nii.gz": {"get"},
+    "/api/training-runs/": {"post"},
+    "/api/training-runs/{id}/": {"get"},
+    "/api/models/": {"get"},
+    "/api/models/{id}/activate/": {"post"},
+    "/api/exports/": {"post"},
+    "/api/exports/{id}/": {"get"},
+}
+
+
+def _normalise(path: str) -> str:
+    """``/api/cases/{case_id}/`` -> ``/api/cases/{}/``: parameter names may differ."""
+    import re
+
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+@pytest.mark.django_db
+def test_every_contract_route_is_in_the_openapi_schema(anon_client: Any) -> None:
+    response = anon_client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    paths = {_normalise(p): {m.lower() for m in ops} for p, ops in response.json()["paths"].items()}
+    missing = {
+        route: sorted(methods - paths.get(_normalise(route), set()))
+        for route, methods in CONTRACT_ROUTES.items()
+        if methods - paths.get(_normalise(route), set())
+    }
+    assert not missing, f"routes missing from /api/schema/: {missing}"
+    assert anon_client.get("/api/docs/").status_code == 200
