@@ -22,14 +22,15 @@ def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
     """The role names of ``user``; superusers hold every role. Cached on the user object."""
     if not user.is_authenticated:
         return frozenset()
-    cached = getattr(user, "_strokeaid_roles", None)
+    cached: frozenset[str] | None = getattr(user, "_strokeaid_roles", None)
     if cached is not None:
         return cached
     if getattr(user, "is_superuser", False):
         roles = frozenset(ROLES)
     else:
         roles = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
-    user._strokeaid_roles = roles  # type: ignore[union-attr]
+    # The cache lives on the user object itself (one request), so setattr, not a declared field.
+    setattr(user, "_strokeaid_roles", roles)  # noqa: B010
     return roles
 
 

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group
+from django.contrib.auth.models import User as AuthUser
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -24,7 +25,7 @@ def user_create(
     roles: Iterable[str] = (),
     email: str = "",
     is_superuser: bool = False,
-) -> AbstractBaseUser:
+) -> AuthUser:
     """Creates a user holding ``roles`` (role names from ``accounts.roles.ROLES``)."""
     roles = list(roles)
     unknown = [r for r in roles if r not in ROLES]
@@ -43,7 +44,7 @@ def user_create(
     return user
 
 
-def user_set_language(*, user: AbstractBaseUser, language: str) -> None:
+def user_set_language(*, user: AuthUser, language: str) -> None:
     """Remembers the user's interface language."""
     if language not in dict(settings.LANGUAGES):
         raise ApplicationError(_("Unsupported language."), {"language": language})
