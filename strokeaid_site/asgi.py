@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets (job progress) through channels."""
 
 import os
+from typing import cast
 
 from django.core.asgi import get_asgi_application
 
@@ -11,14 +12,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from cases.asgi import SliceFastPath  # noqa: E402
+from cases.asgi import AsgiApp, SliceFastPath  # noqa: E402
 
 from .routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # Cached, already-authorised slice PNGs skip Django's stack (see cases/asgi.py).
-        "http": SliceFastPath(django_asgi_app),
+        # django-stubs types ASGIHandler's scope as dict; at run time it is the same mapping.
+        "http": SliceFastPath(cast(AsgiApp, django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -10,7 +10,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from .events import job_group, job_kind_access
 
 
-class JobProgressConsumer(AsyncJsonWebsocketConsumer):
+# channels ships no type information, so its base class is Any to the type checker.
+class JobProgressConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """``ws/jobs/<kind>/<id>/``: authenticated users who may see the job get its events."""
 
     group: str | None = None

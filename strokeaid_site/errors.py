@@ -25,7 +25,7 @@ class ApplicationError(Exception):
         status: HTTP status the API answers with (400 unless the domain says otherwise).
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(
         self, message: str, extra: dict[str, Any] | None = None, *, status: int | None = None
@@ -99,8 +99,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message, extra = _flatten_detail(exc.detail)
     else:
         message, extra = _flatten_detail(getattr(exc, "detail", str(exc)))
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            extra["retry_after"] = exc.wait
+        # drf-stubs 3.18 omits Throttled.wait, which DRF sets in __init__ (seconds or None).
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:  # type: ignore[attr-defined]
+            extra["retry_after"] = exc.wait  # type: ignore[attr-defined]
     response.data = error_body(message, extra)
     return response
 

@@ -27,7 +27,7 @@ class UserLanguageMiddleware:
         )
         if language and not request.path.startswith("/api/"):
             translation.activate(language)
-            request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
+            request.LANGUAGE_CODE = language
         response = self.get_response(request)
         if language and request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) != language:
             # After a login on another browser the session knows the user's language but the

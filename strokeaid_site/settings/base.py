@@ -116,7 +116,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "static"]
 # npm packages (Cornerstone and friends) are served from node_modules as /static/vendor/...
 if (BASE_DIR / "node_modules").is_dir():
     STATICFILES_DIRS.append(("vendor", BASE_DIR / "node_modules"))
