@@ -7,25 +7,35 @@ the de-identified header are read-only here: they come only from ingestion.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.auth import request_user
 from cases.models import AuditEvent, Case, Label, LabelSet, Series, Study, UploadJob, Volume
 from cases.services.case import case_delete, case_update
 
+if TYPE_CHECKING:
+    # django-stubs makes the admin classes generic; Django's own are not subscriptable at run
+    # time, so the parametrised bases exist for the type checker only.
+    ModelAdminBase = admin.ModelAdmin[Any]
+    TabularInlineBase = admin.TabularInline[Any, Any]
+else:
+    ModelAdminBase = admin.ModelAdmin
+    TabularInlineBase = admin.TabularInline
 
-class LabelInline(admin.TabularInline):
+
+class LabelInline(TabularInlineBase):
     model = Label
     extra = 0
     fields = ("value", "name", "titles", "color", "description")
 
 
 @admin.register(LabelSet)
-class LabelSetAdmin(admin.ModelAdmin):
+class LabelSetAdmin(ModelAdminBase):
     list_display = ("name", "version", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name",)
@@ -33,7 +43,7 @@ class LabelSetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Label)
-class LabelAdmin(admin.ModelAdmin):
+class LabelAdmin(ModelAdminBase):
     list_display = ("value", "name", "title", "swatch", "label_set")
     list_filter = ("label_set",)
     search_fields = ("name",)
@@ -47,7 +57,7 @@ class LabelAdmin(admin.ModelAdmin):
         )
 
 
-class SeriesInline(admin.TabularInline):
+class SeriesInline(TabularInlineBase):
     model = Series
     extra = 0
     fields = ("kind", "shape", "spacing", "quarantined", "description")
@@ -60,7 +70,7 @@ class SeriesInline(admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(ModelAdminBase):
     list_display = ("code", "etiology", "confirmed", "status", "created_by", "updated_at")
     list_filter = ("status", "confirmed", "etiology")
     search_fields = ("code", "note")
@@ -70,7 +80,7 @@ class CaseAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
         if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
+            obj.created_by = request_user(request)
             super().save_model(request, obj, form, change)
             return
         data = {
@@ -82,18 +92,18 @@ class CaseAdmin(admin.ModelAdmin):
             etiology = form.cleaned_data["etiology"]
             data["etiology"] = etiology.name if etiology else None
         case = Case.objects.get(pk=obj.pk)
-        case_update(user=request.user, case=case, data=data)
+        case_update(user=request_user(request), case=case, data=data)
 
     def delete_model(self, request: HttpRequest, obj: Case) -> None:
-        case_delete(user=request.user, case=obj)
+        case_delete(user=request_user(request), case=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for case in queryset:
-            case_delete(user=request.user, case=case)
+            case_delete(user=request_user(request), case=case)
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(ModelAdminBase):
     list_display = ("study_uid", "case", "description", "created_at")
     search_fields = ("study_uid", "case__code")
     list_select_related = ("case",)
@@ -101,7 +111,7 @@ class StudyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Series)
-class SeriesAdmin(admin.ModelAdmin):
+class SeriesAdmin(ModelAdminBase):
     list_display = ("id", "case", "kind", "source", "shape_text", "quarantined", "created_at")
     list_filter = ("kind", "source", "quarantined")
     search_fields = ("case__code", "series_uid", "description")
@@ -131,7 +141,7 @@ class SeriesAdmin(admin.ModelAdmin):
 
 
 @admin.register(Volume)
-class VolumeAdmin(admin.ModelAdmin):
+class VolumeAdmin(ModelAdminBase):
     list_display = ("series", "dtype", "nbytes", "sha256", "created_at")
     search_fields = ("sha256", "key", "series__case__code")
     list_select_related = ("series__case",)
@@ -142,7 +152,7 @@ class VolumeAdmin(admin.ModelAdmin):
 
 
 @admin.register(UploadJob)
-class UploadJobAdmin(admin.ModelAdmin):
+class UploadJobAdmin(ModelAdminBase):
     list_display = ("id", "case", "status", "progress", "created_by", "created_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("case__code",)
@@ -151,7 +161,7 @@ class UploadJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ModelAdminBase):
     list_display = ("created_at", "actor", "verb", "target_type", "target_id", "case")
     list_filter = ("verb", "target_type")
     search_fields = ("verb", "target_id", "case__code", "actor__username")

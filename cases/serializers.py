@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import serializers
 
 from cases.models import Case, Label, Series
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-class LabelOutputSerializer(serializers.ModelSerializer):
+
+class LabelOutputSerializer(serializers.ModelSerializer[Label]):
     """``{"value", "name", "color", "title"}``; ``title`` is in the request's language."""
 
     title = serializers.CharField(read_only=True)
@@ -19,11 +22,15 @@ class LabelOutputSerializer(serializers.ModelSerializer):
         fields = ["value", "name", "color", "title"]
 
 
-class CaseOutputSerializer(serializers.ModelSerializer):
+class CaseOutputSerializer(serializers.ModelSerializer[Case]):
     """A case as the public contract shows it (etiology by label name)."""
 
-    etiology = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    etiology: serializers.SlugRelatedField[Label] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     series_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -47,7 +54,7 @@ class CaseOutputSerializer(serializers.ModelSerializer):
         return int(count) if count is not None else case.series.count()
 
 
-class SeriesOutputSerializer(serializers.ModelSerializer):
+class SeriesOutputSerializer(serializers.ModelSerializer[Series]):
     """A series' geometry and display defaults; arrays are (z, y, x), affine is 4x4."""
 
     dtype = serializers.CharField(source="volume.dtype", read_only=True)

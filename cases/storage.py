@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from django.core.files.base import ContentFile, File
@@ -100,7 +100,7 @@ def write_bytes(key: str, data: bytes | BinaryIO) -> str:
 
 def read_bytes(key: str) -> bytes:
     with _storage().open(key, "rb") as fh:
-        return fh.read()
+        return cast(bytes, fh.read())
 
 
 @contextmanager
@@ -174,8 +174,8 @@ def read_array(key: str, *, mmap: bool = False) -> np.ndarray:
     """Loads a stored array; ``mmap=True`` memory-maps it on local disk (slices read lazily)."""
     path = local_path(key)
     if path is not None:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    return np.load(io.BytesIO(read_bytes(key)), allow_pickle=False)
+        return cast(np.ndarray, np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
+    return cast(np.ndarray, np.load(io.BytesIO(read_bytes(key)), allow_pickle=False))
 
 
 def sha256_of(key: str) -> str:

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from accounts.auth import request_user
 from cases.models import Case, Series
 from cases.selectors import case_get_for_user
 from cases.services.upload import UploadResult, upload_inputs_from_files, upload_start
@@ -39,7 +40,7 @@ def case_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     if request.method == "POST":
         try:
             result = upload_start(
-                user=request.user,  # type: ignore[arg-type]
+                user=request_user(request),
                 case=case,
                 inputs=upload_inputs_from_files(request.FILES.getlist("files")),
                 kind=request.POST.get("kind") or None,

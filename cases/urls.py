@@ -4,7 +4,7 @@ Other parts of the cases app (uploads) append their routes to these lists below 
 sections; keep one route per line.
 """
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 from cases import upload_views, views
 from cases.apis.cases import CaseDetailApi, CaseListCreateApi, CaseSeriesListApi
@@ -21,7 +21,7 @@ from cases.apis.uploads import CaseUploadApi, UploadJobDetailApi
 app_name = "cases"
 
 # --- pages (mounted at "/") ---------------------------------------------------------------
-page_urlpatterns: list = [
+page_urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.case_list, name="home"),
     path("cases/", views.case_list, name="list"),
     path("cases/new/", views.case_create_view, name="create"),
@@ -31,7 +31,7 @@ page_urlpatterns: list = [
 ]
 
 # --- REST (mounted at "/api/", namespace "cases-api") -------------------------------------
-api_urlpatterns: list = [
+api_urlpatterns: list[URLPattern | URLResolver] = [
     path("labels/", LabelListApi.as_view(), name="labels"),
     path("cases/", CaseListCreateApi.as_view(), name="case-list"),
     path("cases/<int:case_id>/", CaseDetailApi.as_view(), name="case-detail"),

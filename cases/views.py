@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.auth import request_user
 from cases.models import Case, Series
 from cases.panels import case_actions_for, case_panels_render
 from cases.selectors import (
@@ -57,7 +58,9 @@ class CaseFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["etiology"].choices = [*_etiology_choices(_("Any")), ("none", _("Not set"))]
+        etiology = self.fields["etiology"]
+        assert isinstance(etiology, forms.ChoiceField)
+        etiology.choices = [*_etiology_choices(_("Any")), ("none", _("Not set"))]
 
 
 class CaseForm(forms.Form):
@@ -76,7 +79,9 @@ class CaseForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["etiology"].choices = _etiology_choices(_("Not set"))
+        etiology = self.fields["etiology"]
+        assert isinstance(etiology, forms.ChoiceField)
+        etiology.choices = _etiology_choices(_("Not set"))
 
 
 class CaseUpdateForm(CaseForm):
@@ -122,7 +127,7 @@ def case_create_view(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             case = case_create(
-                user=request.user,
+                user=request_user(request),
                 code=form.cleaned_data["code"],
                 etiology=form.cleaned_data["etiology"] or None,
                 confirmed=form.cleaned_data["confirmed"],
@@ -206,7 +211,7 @@ def case_update_view(request: HttpRequest, case_id: int) -> HttpResponse:
         data = dict(form.cleaned_data)
         data["etiology"] = data["etiology"] or None
         try:
-            case_update(user=request.user, case=case, data=data)
+            case_update(user=request_user(request), case=case, data=data)
         except ApplicationError as error:
             _form_error(form, error)
         else:

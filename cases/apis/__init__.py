@@ -27,7 +27,9 @@ class FallbackContentNegotiation(BaseContentNegotiation):
     """Always the first renderer (JSON): file endpoints render only their errors, and parsing
     ``Accept`` on every slice request would be wasted time."""
 
-    def select_renderer(
+    # DRF hands over the view's renderer list (APIView.get_renderers); the stub widens it to
+    # Iterable, which cannot be indexed.
+    def select_renderer(  # type: ignore[override]
         self, request: Request, renderers: list[Any], format_suffix: str | None = None
     ) -> tuple[Any, str]:
         return renderers[0], renderers[0].media_type
@@ -82,7 +84,7 @@ class CachedTokenAuthentication(TokenAuthentication):
     """DRF token authentication remembering ``token -> user`` for ``AUTH_CACHE_SECONDS``."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        cached = _tokens.get(key)
+        cached: tuple[Any, Any] | None = _tokens.get(key)
         if cached is not None:
             return cached
         user, token = super().authenticate_credentials(key)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import request_user
 from cases.apis import HasAnyRole, PageNumberPagination
 from cases.models import Case, Series
 from cases.selectors import (
@@ -34,14 +35,14 @@ _FILTER_PARAMETERS = [
 ]
 
 
-class CaseListCreateApi(generics.ListAPIView):
+class CaseListCreateApi(generics.ListAPIView[Case]):
     """``GET``: visible cases, paginated, newest first. ``POST``: a new case."""
 
     permission_classes = [HasAnyRole]
     serializer_class = CaseOutputSerializer
     pagination_class = PageNumberPagination
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(serializers.Serializer[Any]):
         etiology = serializers.CharField(required=False, allow_blank=True)
         confirmed = serializers.BooleanField(required=False, allow_null=True, default=None)
         status = serializers.ChoiceField(
@@ -49,7 +50,7 @@ class CaseListCreateApi(generics.ListAPIView):
         )
         q = serializers.CharField(required=False, allow_blank=True)
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         code = serializers.CharField(max_length=64)
         etiology = serializers.CharField(required=False, allow_null=True, default=None)
         confirmed = serializers.BooleanField(required=False, default=False)
@@ -70,7 +71,7 @@ class CaseListCreateApi(generics.ListAPIView):
             raise ForbiddenError(_("Your role may not create cases."))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        created = case_create(user=request.user, **data.validated_data)
+        created = case_create(user=request_user(request), **data.validated_data)
         case = case_get_for_user(user=request.user, case_id=created.pk)
         return Response(CaseOutputSerializer(case).data, status=status.HTTP_201_CREATED)
 
@@ -80,7 +81,7 @@ class CaseDetailApi(APIView):
 
     permission_classes = [HasAnyRole]
 
-    class UpdateInputSerializer(serializers.Serializer):
+    class UpdateInputSerializer(serializers.Serializer[Any]):
         code = serializers.CharField(max_length=64, required=False)
         etiology = serializers.CharField(required=False, allow_null=True)
         confirmed = serializers.BooleanField(required=False)
@@ -97,7 +98,7 @@ class CaseDetailApi(APIView):
         case = case_get_for_user(user=request.user, case_id=case_id, for_write=True)
         data = self.UpdateInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        case_update(user=request.user, case=case, data=dict(data.validated_data))
+        case_update(user=request_user(request), case=case, data=dict(data.validated_data))
         case = case_get_for_user(user=request.user, case_id=case_id)
         return Response(CaseOutputSerializer(case).data)
 
@@ -106,12 +107,12 @@ class CaseDetailApi(APIView):
         case = case_get_for_user(user=request.user, case_id=case_id)
         if not case_can_delete(user=request.user, case=case):
             raise ForbiddenError(_("Only data managers may delete cases."), {"case": case_id})
-        case_delete(user=request.user, case=case)
+        case_delete(user=request_user(request), case=case)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(parameters=[OpenApiParameter("case_id", OpenApiTypes.INT, OpenApiParameter.PATH)])
-class CaseSeriesListApi(generics.ListAPIView):
+class CaseSeriesListApi(generics.ListAPIView[Series]):
     """``GET /api/cases/{id}/series/``: the case's series (not paginated: a case has few)."""
 
     permission_classes = [HasAnyRole]

@@ -11,7 +11,7 @@ from cases.selectors import labels_active
 from cases.serializers import LabelOutputSerializer
 
 
-class LabelListApi(generics.ListAPIView):
+class LabelListApi(generics.ListAPIView[Label]):
     """``[{"value", "name", "color", "title"}]``; ``title`` follows ``Accept-Language``."""
 
     permission_classes = [HasAnyRole]

@@ -109,7 +109,7 @@ def _raw_headers(response: HttpResponse, series: Series, etag: str) -> None:
     )
 
 
-class SeriesDetailApi(generics.RetrieveAPIView):
+class SeriesDetailApi(generics.RetrieveAPIView[Series]):
     """``GET /api/series/{id}/``: geometry, header summary and display defaults."""
 
     permission_classes = [HasAnyRole]

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import request_user
 from cases.apis import HasAnyRole
 from cases.models import Series, UploadJob
 from cases.selectors import case_get_for_user
@@ -83,7 +84,7 @@ class CaseUploadApi(APIView):
         data = self.InputSerializer(data={"files": files, "kind": request.POST.get("kind", "")})
         data.is_valid(raise_exception=True)
         result = upload_start(
-            user=request.user,  # type: ignore[arg-type]
+            user=request_user(request),
             case=case,
             inputs=upload_inputs_from_files(files),
             kind=data.validated_data.get("kind") or None,

@@ -19,7 +19,7 @@ from .generator import PhantomCase
 def _save(arr_zyx: np.ndarray, affine: np.ndarray, path: Path | str) -> Path:
     data = np.ascontiguousarray(arr_zyx.transpose(2, 1, 0))
     # nibabel is untyped; Any keeps mypy quiet about its methods.
-    img: Any = nib.Nifti1Image(data, affine)  # type: ignore[no-untyped-call]
+    img: Any = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm", "sec")
     # Code 1 = scanner anatomical coordinates: the affine is the acquisition geometry.
     img.set_qform(affine, code=1)

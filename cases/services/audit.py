@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models
 
 from cases.models import AuditEvent, Case
@@ -12,7 +12,7 @@ from cases.models import AuditEvent, Case
 
 def audit_record(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     verb: str,
     target: models.Model,
     case: Case | None = None,

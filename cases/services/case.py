@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -48,7 +48,7 @@ def label_resolve(name: str | None) -> Label | None:
 @transaction.atomic
 def case_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     code: str,
     etiology: str | None = None,
     confirmed: bool = False,
@@ -69,7 +69,7 @@ def case_create(
 
 
 @transaction.atomic
-def case_update(*, user: AbstractBaseUser, case: Case, data: dict[str, Any]) -> Case:
+def case_update(*, user: User, case: Case, data: dict[str, Any]) -> Case:
     """Updates code, etiology (label name), confirmed, note and status of ``case``."""
     case = Case.objects.select_for_update().get(pk=case.pk)
     changes: dict[str, Any] = {}
@@ -103,7 +103,7 @@ def case_update(*, user: AbstractBaseUser, case: Case, data: dict[str, Any]) -> 
     return case
 
 
-def case_delete(*, user: AbstractBaseUser, case: Case) -> None:
+def case_delete(*, user: User, case: Case) -> None:
     """Deletes a case with its images and masks (rows first, then the stored files)."""
     keys = list(case.series.values_list("volume__key", flat=True))
     series_ids = list(case.series.values_list("id", flat=True))

@@ -83,7 +83,7 @@ def nifti_read(
             image = nib.Nifti1Image.from_bytes(raw)
         shape = image.shape
         affine = np.asarray(image.affine, dtype=np.float64)
-        zooms = [float(z) for z in image.header.get_zooms()[:3]]  # type: ignore[no-untyped-call]
+        zooms = [float(z) for z in image.header.get_zooms()[:3]]
         if len(shape) == 4 and shape[3] == 1:
             array = np.asanyarray(image.dataobj)[..., 0]
         elif len(shape) == 3:
@@ -122,13 +122,10 @@ def nifti_read(
     header = {
         "source": "nifti",
         "format": "NIfTI-2" if isinstance(image, nib.Nifti2Image) else "NIfTI-1",
-        "datatype": str(image.header.get_data_dtype()),  # type: ignore[no-untyped-call]
+        "datatype": str(image.header.get_data_dtype()),
         "qform_code": int(image.header["qform_code"]),
         "sform_code": int(image.header["sform_code"]),
-        "xyzt_units": [
-            str(u)
-            for u in image.header.get_xyzt_units()  # type: ignore[no-untyped-call]
-        ],
+        "xyzt_units": [str(u) for u in image.header.get_xyzt_units()],
         "stored_dtype": str(volume.dtype),
     }
     return BuiltVolume(

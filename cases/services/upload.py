@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any, BinaryIO, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -352,7 +352,7 @@ def upload_parse(
 
 
 # --- storing ----------------------------------------------------------------------------------
-def upload_store(*, user: AbstractBaseUser, case: Case, parsed: ParsedUpload) -> list[Series]:
+def upload_store(*, user: User, case: Case, parsed: ParsedUpload) -> list[Series]:
     """Stores the parsed volumes as series of ``case`` in one all-or-nothing block.
 
     Precondition: ``user`` may change ``case`` (the caller checked with the selector).
@@ -429,7 +429,7 @@ def upload_store(*, user: AbstractBaseUser, case: Case, parsed: ParsedUpload) ->
 
 def upload_ingest(
     *,
-    user: AbstractBaseUser,
+    user: User,
     case: Case,
     inputs: list[UploadInput],
     kind: str | None = None,
@@ -444,7 +444,7 @@ def upload_ingest(
 
 def upload_start(
     *,
-    user: AbstractBaseUser,
+    user: User,
     case: Case,
     inputs: list[UploadInput],
     kind: str | None = None,
@@ -463,7 +463,7 @@ def upload_start(
 # --- background jobs --------------------------------------------------------------------------
 def upload_job_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     case: Case,
     inputs: list[UploadInput],
     kind: str | None = None,
@@ -478,7 +478,7 @@ def upload_job_create(
     total = sum(item.size for item in inputs)
     for job in UploadJob.objects.filter(
         case=case,
-        created_by=user,  # type: ignore[misc]
+        created_by=user,
         total_bytes=total,
         status__in=[UploadJob.Status.QUEUED, UploadJob.Status.RUNNING],
     ):
@@ -492,7 +492,7 @@ def upload_job_create(
                 storage.write_bytes(f"{prefix}/{index:05d}", cast(BinaryIO, fh))
         job = UploadJob.objects.create(
             case=case,
-            created_by=user,  # type: ignore[misc]
+            created_by=user,
             status=UploadJob.Status.QUEUED,
             staging_key=prefix,
             kind=kind or "",
