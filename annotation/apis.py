@@ -26,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import request_user
 from accounts.permissions import role_required
 from accounts.roles import ROLES
 from cases.apis import FallbackContentNegotiation
@@ -158,7 +159,7 @@ class _SeriesMaskApi(APIView):
         series = series_get_for_user(user=request.user, series_id=series_id)
         array = self._decode(request, series)
         revision = services.mask_save(
-            user=request.user,
+            user=request_user(request),
             series=series,
             array=array,
             if_match=request.headers.get("If-Match"),
@@ -225,7 +226,7 @@ class SeriesMaskNiftiApi(_SeriesMaskApi):
         return super().put(request, series_id)
 
 
-class SeriesAnnotationListApi(generics.ListAPIView):
+class SeriesAnnotationListApi(generics.ListAPIView[Annotation]):
     """``GET /api/series/{id}/annotations/``: every annotator's mask on it, with its state."""
 
     permission_classes = [HasAnyRole]
@@ -237,7 +238,7 @@ class SeriesAnnotationListApi(generics.ListAPIView):
         return selectors.annotation_list_for_series(series=series)
 
 
-class AnnotationDetailApi(generics.RetrieveAPIView):
+class AnnotationDetailApi(generics.RetrieveAPIView[Annotation]):
     """``GET /api/annotations/{id}/``."""
 
     permission_classes = [HasAnyRole]
@@ -249,7 +250,7 @@ class AnnotationDetailApi(generics.RetrieveAPIView):
         )
 
 
-class AnnotationRevisionListApi(generics.ListAPIView):
+class AnnotationRevisionListApi(generics.ListAPIView[AnnotationRevision]):
     """``GET /api/annotations/{id}/revisions/``: newest first."""
 
     permission_classes = [HasAnyRole]
@@ -315,7 +316,7 @@ class AnnotationRestoreApi(APIView):
             user=request.user, annotation_id=annotation_id
         )
         revision = services.annotation_revision_restore(
-            user=request.user,
+            user=request_user(request),
             annotation=annotation,
             number=number,
             if_match=request.headers.get("If-Match"),
@@ -347,7 +348,7 @@ class AnnotationSubmitApi(_TransitionApi):
     """``POST /api/annotations/{id}/submit/``: draft or returned → submitted."""
 
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:
-        return services.annotation_submit(user=request.user, annotation=annotation)
+        return services.annotation_submit(user=request_user(request), annotation=annotation)
 
 
 class AnnotationApproveApi(_TransitionApi):
@@ -355,7 +356,7 @@ class AnnotationApproveApi(_TransitionApi):
 
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:
         return services.annotation_approve(
-            user=request.user, annotation=annotation, comment=comment
+            user=request_user(request), annotation=annotation, comment=comment
         )
 
 
@@ -363,7 +364,9 @@ class AnnotationReturnApi(_TransitionApi):
     """``POST /api/annotations/{id}/return/`` ``{"comment"}`` (required): submitted → returned."""
 
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:
-        return services.annotation_return(user=request.user, annotation=annotation, comment=comment)
+        return services.annotation_return(
+            user=request_user(request), annotation=annotation, comment=comment
+        )
 
 
 class CaseLabellingApi(APIView):
@@ -378,7 +381,7 @@ class CaseLabellingApi(APIView):
         data.is_valid(raise_exception=True)
         case = case_get_for_user(user=request.user, case_id=case_id)
         case = services.case_labelling_update(
-            user=request.user, case=case, data=dict(data.validated_data)
+            user=request_user(request), case=case, data=dict(data.validated_data)
         )
         return Response(
             {

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import Case as When_
 from django.db.models import IntegerField, QuerySet, Value, When
 from django.utils.translation import gettext as _
@@ -162,7 +163,7 @@ def annotations_training_ready() -> QuerySet[Annotation]:
 def annotation_latest_revision_for(
     *,
     series: Series,
-    annotator: AbstractBaseUser | None = None,
+    annotator: AuthUser | None = None,
     approved_only: bool = False,
     consensus_first: bool = True,
 ) -> AnnotationRevision | None:

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from .models import Annotation, AnnotationRevision
 
 
-class RevisionOutputSerializer(serializers.ModelSerializer):
+class RevisionOutputSerializer(serializers.ModelSerializer[AnnotationRevision]):
     created_by = serializers.SerializerMethodField()
     total_ml = serializers.FloatField(read_only=True)
 
@@ -32,7 +32,7 @@ class RevisionOutputSerializer(serializers.ModelSerializer):
         return obj.created_by.get_username() if obj.created_by else None
 
 
-class AnnotationOutputSerializer(serializers.ModelSerializer):
+class AnnotationOutputSerializer(serializers.ModelSerializer[Annotation]):
     series = serializers.IntegerField(source="series_id")
     case = serializers.IntegerField(source="series.case_id")
     kind = serializers.CharField(source="series.kind")
@@ -75,18 +75,18 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
         return RevisionOutputSerializer(obj.current_revision).data
 
 
-class SaveOutputSerializer(serializers.Serializer):
+class SaveOutputSerializer(serializers.Serializer[Any]):
     annotation = serializers.IntegerField()
     etag = serializers.CharField()
     state = serializers.CharField()
     revision = RevisionOutputSerializer()
 
 
-class CommentInputSerializer(serializers.Serializer):
+class CommentInputSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
-class LabellingInputSerializer(serializers.Serializer):
+class LabellingInputSerializer(serializers.Serializer[Any]):
     etiology = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     confirmed = serializers.BooleanField(required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=20000)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -112,7 +112,7 @@ def _etag_matches(if_match: str, annotation: Annotation) -> bool:
 
 
 # --- revisions -----------------------------------------------------------------------------
-def _case_status_refresh(*, user: AbstractBaseUser | None, case: Case) -> None:
+def _case_status_refresh(*, user: User | None, case: Case) -> None:
     """Derives the case's workflow status from its annotations' states.
 
     Any submitted annotation puts the case in review; otherwise any approved one makes it
@@ -136,7 +136,7 @@ def _case_status_refresh(*, user: AbstractBaseUser | None, case: Case) -> None:
 
 
 def _annotation_for_write(
-    *, series: Series, annotator: AbstractBaseUser | None, is_consensus: bool
+    *, series: Series, annotator: User | None, is_consensus: bool
 ) -> Annotation:
     """The (locked) annotation of ``annotator`` on ``series``, created when missing."""
     qs = Annotation.objects.select_for_update().filter(series=series)
@@ -155,7 +155,7 @@ def _annotation_for_write(
 
 def _revision_add(
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     annotation: Annotation,
     checked: CheckedMask,
     source: str,
@@ -216,14 +216,14 @@ def _revision_add(
     return revision
 
 
-def _require_annotator(user: AbstractBaseUser) -> None:
+def _require_annotator(user: User) -> None:
     if not has_role(user, NEUROLOGIST):
         raise ForbiddenError(_("Only neurologists draw lesion masks."), {})
 
 
 def mask_save(
     *,
-    user: AbstractBaseUser,
+    user: User,
     series: Series,
     array: np.ndarray,
     if_match: str | None,
@@ -265,7 +265,7 @@ def mask_save(
 
 
 def annotation_revision_restore(
-    *, user: AbstractBaseUser, annotation: Annotation, number: int, if_match: str | None = None
+    *, user: User, annotation: Annotation, number: int, if_match: str | None = None
 ) -> AnnotationRevision:
     """Makes revision ``number`` the current mask again, as a new revision (history stays)."""
     _require_own(user=user, annotation=annotation)
@@ -299,12 +299,12 @@ def annotation_revision_restore(
 
 def annotation_import_mask(
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     series: Series,
     mask: np.ndarray,
     state: str = State.DRAFT,
     note: str = "",
-    annotator: AbstractBaseUser | None = None,
+    annotator: User | None = None,
     is_consensus: bool = False,
     source: str = AnnotationRevision.Source.IMPORT,
 ) -> Annotation:
@@ -349,7 +349,7 @@ def annotation_import_mask(
 
 
 # --- workflow ------------------------------------------------------------------------------
-def _require_own(*, user: AbstractBaseUser, annotation: Annotation) -> None:
+def _require_own(*, user: User, annotation: Annotation) -> None:
     _require_annotator(user)
     if annotation.is_consensus or annotation.annotator_id != user.pk:
         raise ForbiddenError(_("This is another annotator's mask."), {"annotation": annotation.pk})
@@ -357,7 +357,7 @@ def _require_own(*, user: AbstractBaseUser, annotation: Annotation) -> None:
 
 def _transition(
     *,
-    user: AbstractBaseUser,
+    user: User,
     annotation: Annotation,
     allowed_from: tuple[str, ...],
     to: str,
@@ -392,7 +392,7 @@ def _transition(
     return locked
 
 
-def annotation_submit(*, user: AbstractBaseUser, annotation: Annotation) -> Annotation:
+def annotation_submit(*, user: User, annotation: Annotation) -> Annotation:
     """Sends the caller's draft (or returned) mask to review. An empty history cannot go."""
     _require_own(user=user, annotation=annotation)
     if not annotation.revision_count:
@@ -407,7 +407,7 @@ def annotation_submit(*, user: AbstractBaseUser, annotation: Annotation) -> Anno
     )
 
 
-def _require_reviewer(*, user: AbstractBaseUser, annotation: Annotation) -> None:
+def _require_reviewer(*, user: User, annotation: Annotation) -> None:
     if not has_role(user, REVIEWER):
         raise ForbiddenError(_("Only reviewers approve or return annotations."), {})
     # Four eyes: nobody reviews their own drawing.
@@ -415,9 +415,7 @@ def _require_reviewer(*, user: AbstractBaseUser, annotation: Annotation) -> None
         raise ForbiddenError(_("You cannot review your own annotation."), {})
 
 
-def annotation_approve(
-    *, user: AbstractBaseUser, annotation: Annotation, comment: str = ""
-) -> Annotation:
+def annotation_approve(*, user: User, annotation: Annotation, comment: str = "") -> Annotation:
     """Approves a submitted annotation (its current revision becomes training data once the
     case is confirmed)."""
     _require_reviewer(user=user, annotation=annotation)
@@ -432,9 +430,7 @@ def annotation_approve(
     )
 
 
-def annotation_return(
-    *, user: AbstractBaseUser, annotation: Annotation, comment: str
-) -> Annotation:
+def annotation_return(*, user: User, annotation: Annotation, comment: str) -> Annotation:
     """Returns a submitted annotation to its annotator with a comment saying what to fix."""
     _require_reviewer(user=user, annotation=annotation)
     if not comment.strip():
@@ -452,7 +448,7 @@ def annotation_return(
     )
 
 
-def case_labelling_update(*, user: AbstractBaseUser, case: Case, data: dict[str, Any]) -> Case:
+def case_labelling_update(*, user: User, case: Case, data: dict[str, Any]) -> Case:
     """Sets a case's etiology, confirmed flag and note from the editor (neurologists only)."""
     _require_annotator(user)
     allowed = {k: v for k, v in data.items() if k in {"etiology", "confirmed", "note"}}

@@ -1,20 +1,20 @@
 """URL routes of the annotation app: pages under page_urlpatterns, REST under api_urlpatterns."""
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 from . import apis, views
 
 app_name = "annotation"
 
 # --- pages (mounted at "/annotation/") ------------------------------------------------------
-page_urlpatterns: list = [
+page_urlpatterns: list[URLPattern | URLResolver] = [
     path("cases/<int:case_id>/", views.editor, name="editor"),
     path("my-work/", views.my_work, name="my-work"),
     path("review/", views.review_queue, name="review-queue"),
 ]
 
 # --- REST (mounted at "/api/", namespace "annotation-api") ----------------------------------
-api_urlpatterns: list = [
+api_urlpatterns: list[URLPattern | URLResolver] = [
     path(
         "series/<int:series_id>/mask.nii.gz", apis.SeriesMaskNiftiApi.as_view(), name="mask-nifti"
     ),
