@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -11,12 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import request_user
 from accounts.permissions import role_required
 from accounts.roles import DATA_MANAGER, ROLES
 from cases.apis import FallbackContentNegotiation
 from cases.selectors import case_get_for_user, series_get_for_user
 from inference import selectors, services
-from inference.models import JobStatus
+from inference.models import JobStatus, ModelVersion, PredictionJob, TrainingRun
 from inference.rendering import label_volume_nifti_gz
 from inference.serializers import (
     ModelOutputSerializer,
@@ -27,6 +32,10 @@ from inference.serializers import (
 )
 from strokeaid_site.errors import ConflictError, NotFoundError
 
+if TYPE_CHECKING:
+    # Stub-only protocol: what APIView.get_permissions returns in drf-stubs.
+    from rest_framework.permissions import _SupportsHasPermission
+
 HasAnyRole = role_required(*ROLES)
 IsDataManager = role_required(DATA_MANAGER)
 
@@ -36,7 +45,7 @@ class TrainingRunListApi(APIView):
 
     permission_classes = [HasAnyRole]
 
-    def get_permissions(self) -> list:
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         if self.request.method == "POST":
             return [IsDataManager()]
         return super().get_permissions()
@@ -58,7 +67,7 @@ class TrainingRunListApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         run, _created = services.training_run_start(
-            user=request.user,
+            user=request_user(request),
             epochs=values["epochs"],
             case_ids=values.get("cases"),
             params=values["params"],
@@ -69,33 +78,33 @@ class TrainingRunListApi(APIView):
         return Response(TrainingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-class TrainingRunDetailApi(generics.RetrieveAPIView):
+class TrainingRunDetailApi(generics.RetrieveAPIView[TrainingRun]):
     """``GET /api/training-runs/{id}/``."""
 
     permission_classes = [HasAnyRole]
     serializer_class = TrainingRunOutputSerializer
 
-    def get_object(self):  # type: ignore[no-untyped-def]
+    def get_object(self) -> TrainingRun:
         return selectors.training_run_get_for_user(
             user=self.request.user, run_id=self.kwargs["run_id"]
         )
 
 
-class ModelListApi(generics.ListAPIView):
+class ModelListApi(generics.ListAPIView[ModelVersion]):
     """``GET /api/models/``: every model version, the active one first."""
 
     permission_classes = [HasAnyRole]
     serializer_class = ModelOutputSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ModelVersion]:
         return selectors.model_list_for_user(user=self.request.user)
 
 
-class ModelDetailApi(generics.RetrieveAPIView):
+class ModelDetailApi(generics.RetrieveAPIView[ModelVersion]):
     permission_classes = [HasAnyRole]
     serializer_class = ModelOutputSerializer
 
-    def get_object(self):  # type: ignore[no-untyped-def]
+    def get_object(self) -> ModelVersion:
         return selectors.model_get_for_user(
             user=self.request.user, model_id=self.kwargs["model_id"]
         )
@@ -109,7 +118,7 @@ class ModelActivateApi(APIView):
     @extend_schema(request=None, responses=ModelOutputSerializer)
     def post(self, request: Request, model_id: int) -> Response:
         model = selectors.model_get_for_user(user=request.user, model_id=model_id)
-        model = services.model_activate(user=request.user, model=model)
+        model = services.model_activate(user=request_user(request), model=model)
         model = selectors.model_get_for_user(user=request.user, model_id=model.pk)
         return Response(ModelOutputSerializer(model).data)
 
@@ -128,18 +137,18 @@ class CasePredictionListApi(APIView):
     @extend_schema(request=None, responses={202: PredictionOutputSerializer})
     def post(self, request: Request, case_id: int) -> Response:
         case = case_get_for_user(user=request.user, case_id=case_id)
-        job, _created = services.prediction_request(user=request.user, case=case)
+        job, _created = services.prediction_request(user=request_user(request), case=case)
         job = selectors.prediction_get_for_user(user=request.user, prediction_id=job.pk)
         return Response(PredictionOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-class PredictionDetailApi(generics.RetrieveAPIView):
+class PredictionDetailApi(generics.RetrieveAPIView[PredictionJob]):
     """``GET /api/predictions/{id}/``."""
 
     permission_classes = [HasAnyRole]
     serializer_class = PredictionOutputSerializer
 
-    def get_object(self):  # type: ignore[no-untyped-def]
+    def get_object(self) -> PredictionJob:
         return selectors.prediction_get_for_user(
             user=self.request.user, prediction_id=self.kwargs["prediction_id"]
         )

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import request_user
 from accounts.permissions import role_required
 from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, ROLES
 from cases import storage
@@ -45,7 +46,7 @@ def export_get_for_user(*, user: Any, export_id: int) -> ExportJob:
     return job
 
 
-class ExportOutputSerializer(serializers.ModelSerializer):
+class ExportOutputSerializer(serializers.ModelSerializer[ExportJob]):
     download_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     cases = serializers.JSONField(source="case_ids")
@@ -82,7 +83,7 @@ class ExportListApi(APIView):
 
     permission_classes = [IsDataManager]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         format = serializers.ChoiceField(choices=ExportJob.Format.values)
         cases = serializers.ListField(
             child=serializers.IntegerField(min_value=1),
@@ -103,7 +104,7 @@ class ExportListApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         job, _created = export_services.export_request(
-            user=request.user,
+            user=request_user(request),
             format=values["format"],
             case_ids=values.get("cases"),
             filters=values.get("filters") or {},
@@ -168,14 +169,14 @@ class SeriesConsensusApi(APIView):
 
     permission_classes = [IsReviewer]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         method = serializers.ChoiceField(choices=agreement_services.CONSENSUS_METHODS)
         annotation = serializers.IntegerField(required=False, allow_null=True)
         annotations = serializers.ListField(
             child=serializers.IntegerField(), required=False, allow_null=True
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         state = serializers.CharField()
         revision = serializers.IntegerField(source="revision_count")
@@ -188,7 +189,7 @@ class SeriesConsensusApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         annotation = agreement_services.consensus_create(
-            user=request.user,
+            user=request_user(request),
             series=series,
             method=values["method"],
             annotation_id=values.get("annotation"),
@@ -220,7 +221,7 @@ class PredictionAcceptApi(APIView):
 
     permission_classes = [IsNeurologist]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         prediction = serializers.IntegerField(required=False, allow_null=True)
 
     @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
@@ -229,7 +230,9 @@ class PredictionAcceptApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         annotation = review_services.prediction_accept_as_draft(
-            user=request.user, series=series, prediction_id=data.validated_data.get("prediction")
+            user=request_user(request),
+            series=series,
+            prediction_id=data.validated_data.get("prediction"),
         )
         return Response(
             {
@@ -246,7 +249,7 @@ class PredictionFlagApi(APIView):
 
     permission_classes = [ReviewRoles]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         prediction = serializers.IntegerField(required=False, allow_null=True)
         comment = serializers.CharField(max_length=2000)
 
@@ -256,7 +259,7 @@ class PredictionFlagApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         event = review_services.prediction_flag(
-            user=request.user,
+            user=request_user(request),
             series=series,
             prediction_id=data.validated_data.get("prediction"),
             comment=data.validated_data["comment"],

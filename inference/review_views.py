@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.auth import request_user
 from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role
 from annotation.selectors import annotation_list_for_series
 from cases.models import Case, Label
@@ -133,12 +134,12 @@ def series_review_action(request: HttpRequest, series_id: int) -> HttpResponse:
     try:
         if request.POST.get("action") == "accept":
             review_services.prediction_accept_as_draft(
-                user=request.user, series=series, prediction_id=prediction_id
+                user=request_user(request), series=series, prediction_id=prediction_id
             )
             messages.success(request, _("The prediction is now your draft annotation."))
             return HttpResponseRedirect(reverse("annotation:editor", args=[series.case_id]))
         review_services.prediction_flag(
-            user=request.user,
+            user=request_user(request),
             series=series,
             prediction_id=prediction_id,
             comment=request.POST.get("comment", ""),
@@ -159,7 +160,7 @@ def series_agreement_page(request: HttpRequest, series_id: int) -> HttpResponse:
         _require(request, REVIEWER)
         try:
             agreement_services.consensus_create(
-                user=request.user,
+                user=request_user(request),
                 series=series,
                 method=request.POST.get("method", ""),
                 annotation_id=_int(request.POST.get("annotation")),
@@ -196,7 +197,9 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
         if split is None:
             messages.error(request, _("This model has no validation or test split."))
         else:
-            review_services.model_review_request(model=model, split=split, user=request.user)
+            review_services.model_review_request(
+                model=model, split=split, user=request_user(request)
+            )
             messages.info(request, _("The evaluation is running; reload this page shortly."))
         return HttpResponseRedirect(request.path)
     review = review_services.model_review_get(model=model, split=split) if split else None
@@ -369,7 +372,7 @@ def _export_from_form(request: HttpRequest) -> ExportJob:
             raise ApplicationError(_("No case matches these filters."))
         filters = {}
     job, _created = export_services.export_request(
-        user=request.user,
+        user=request_user(request),
         format=fmt,
         case_ids=case_ids,
         filters={k: v for k, v in filters.items() if v},

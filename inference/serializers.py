@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import serializers
 
 from inference.models import DatasetSnapshot, ModelVersion, PredictionJob, TrainingRun
 
+if TYPE_CHECKING:
+    from cases.models import Case, Series
 
-class DatasetOutputSerializer(serializers.ModelSerializer):
+
+class DatasetOutputSerializer(serializers.ModelSerializer[DatasetSnapshot]):
     class Meta:
         model = DatasetSnapshot
         fields = ["id", "name", "filters", "seed", "fractions", "counts", "created_at"]
 
 
-class TrainingRunOutputSerializer(serializers.ModelSerializer):
+class TrainingRunOutputSerializer(serializers.ModelSerializer[TrainingRun]):
     model = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     dataset = DatasetOutputSerializer(read_only=True)
@@ -53,9 +56,13 @@ class TrainingRunListSerializer(TrainingRunOutputSerializer):
         fields = [f for f in TrainingRunOutputSerializer.Meta.fields if f not in {"history"}]
 
 
-class ModelOutputSerializer(serializers.ModelSerializer):
-    run = serializers.PrimaryKeyRelatedField(read_only=True)
-    dataset = serializers.PrimaryKeyRelatedField(read_only=True)
+class ModelOutputSerializer(serializers.ModelSerializer[ModelVersion]):
+    run: serializers.PrimaryKeyRelatedField[TrainingRun] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    dataset: serializers.PrimaryKeyRelatedField[DatasetSnapshot] = (
+        serializers.PrimaryKeyRelatedField(read_only=True)
+    )
 
     class Meta:
         model = ModelVersion
@@ -78,12 +85,18 @@ class ModelOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class PredictionOutputSerializer(serializers.ModelSerializer):
+class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
     etiology = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
-    case = serializers.PrimaryKeyRelatedField(read_only=True)
-    model = serializers.PrimaryKeyRelatedField(read_only=True)
-    reference_series = serializers.PrimaryKeyRelatedField(read_only=True)
+    case: serializers.PrimaryKeyRelatedField[Case] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    model: serializers.PrimaryKeyRelatedField[ModelVersion] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    reference_series: serializers.PrimaryKeyRelatedField[Series] = (
+        serializers.PrimaryKeyRelatedField(read_only=True)
+    )
 
     class Meta:
         model = PredictionJob
@@ -106,13 +119,13 @@ class PredictionOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_etiology(self, job: PredictionJob) -> str | None:
-        return job.etiology.name if job.etiology_id else None
+        return job.etiology.name if job.etiology is not None else None
 
     def get_error(self, job: PredictionJob) -> str | None:
         return job.error or None
 
 
-class TrainingRunStartInputSerializer(serializers.Serializer):
+class TrainingRunStartInputSerializer(serializers.Serializer[Any]):
     """``{"epochs": n, "cases": [ids] | null, ...extra hyper-parameters}``."""
 
     epochs = serializers.IntegerField(min_value=1, max_value=10000)

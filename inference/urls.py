@@ -1,18 +1,18 @@
 """URL routes of the inference app: pages under page_urlpatterns, REST under api_urlpatterns."""
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 from . import apis, views
 
 app_name = "inference"
-page_urlpatterns: list = [
+page_urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.models_page, name="models"),
     path("runs/<int:run_id>/", views.training_run_page, name="training-run"),
     path("runs/start/", views.training_run_start_view, name="training-run-start"),
     path("<int:model_id>/activate/", views.model_activate_view, name="model-activate"),
     path("cases/<int:case_id>/predictions/", views.case_predictions_page, name="case-predictions"),
 ]
-api_urlpatterns: list = [
+api_urlpatterns: list[URLPattern | URLResolver] = [
     path("training-runs/", apis.TrainingRunListApi.as_view(), name="training-run-list"),
     path(
         "training-runs/<int:run_id>/",
@@ -48,9 +48,7 @@ api_urlpatterns: list = [
 from . import review_apis, review_views  # noqa: E402
 
 page_urlpatterns += [
-    path(
-        "review/series/<int:series_id>/", review_views.series_review_page, name="review-series"
-    ),
+    path("review/series/<int:series_id>/", review_views.series_review_page, name="review-series"),
     path(
         "review/series/<int:series_id>/slices/<int:z>.png",
         review_views.series_review_slice,

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.auth import request_user
 from accounts.roles import DATA_MANAGER, has_role, user_roles
 from cases.models import Case
 from cases.selectors import case_get_for_user
@@ -90,7 +91,7 @@ def training_run_start_view(request: HttpRequest) -> HttpResponse:
             size = int(request.POST["image_size"])
             params["image_size"] = [size, size]
         run, created = services.training_run_start(
-            user=request.user,
+            user=request_user(request),
             epochs=epochs,
             case_ids=case_ids,
             params=params,
@@ -111,7 +112,7 @@ def model_activate_view(request: HttpRequest, model_id: int) -> HttpResponse:
         raise PermissionDenied
     try:
         model = selectors.model_get_for_user(user=request.user, model_id=model_id)
-        services.model_activate(user=request.user, model=model)
+        services.model_activate(user=request_user(request), model=model)
         messages.success(request, _("Model %(name)s is now active.") % {"name": model.name})
     except ApplicationError as exc:
         messages.error(request, exc.message)
@@ -126,7 +127,7 @@ def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str
     return {
         "predictions": jobs,
         "active_model": services.model_active_get(),
-        "can_predict": prediction_can_request(user=request.user, case=case),  # type: ignore[arg-type]
+        "can_predict": prediction_can_request(user=request_user(request), case=case),
         "post_url": reverse("inference-api:case-prediction-list", args=[case.pk]),
     }
 
@@ -141,7 +142,7 @@ def case_predictions_page(request: HttpRequest, case_id: int) -> HttpResponse:
         raise Http404(exc.message) from exc
     if request.method == "POST":
         try:
-            services.prediction_request(user=request.user, case=case)
+            services.prediction_request(user=request_user(request), case=case)
             messages.success(request, _("Prediction queued."))
         except ApplicationError as exc:
             messages.error(request, exc.message)

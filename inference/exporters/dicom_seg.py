@@ -32,7 +32,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.sr.codedict import codes
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage
 
 from cases.models import Series
 from inference.services.arrays import load_series_array
@@ -117,9 +117,9 @@ def source_datasets(series: Series, case: ExportCase) -> list[Dataset]:
         sop_uid = det_uid("sop", uids["series"], z)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.MediaStorageSOPInstanceUID = UID(sop_uid)  # pydicom converts a str the same way
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = det_uid("implementation")
+        meta.ImplementationClassUID = UID(det_uid("implementation"))
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID = MRImageStorage
@@ -232,8 +232,9 @@ def segmentation(
     )
     # highdicom stamps the creation time and a random dimension organisation UID: pin both
     # so that the same mask always gives the same bytes.
-    seg.ContentDate = FIXED_DATE
-    seg.ContentTime = FIXED_TIME
+    # highdicom's attributes are inferred as DA/TM; pydicom takes the DICOM strings as they are.
+    seg.ContentDate = FIXED_DATE  # type: ignore[assignment]
+    seg.ContentTime = FIXED_TIME  # type: ignore[assignment]
     for keyword in ("SeriesDate", "SeriesTime", "InstanceCreationDate", "InstanceCreationTime"):
         if keyword in seg:
             setattr(seg, keyword, FIXED_DATE if keyword.endswith("Date") else FIXED_TIME)

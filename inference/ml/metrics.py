@@ -235,16 +235,16 @@ class ClassificationReport:
         n_unpredicted: cases without prediction.
     """
 
-    labels: list[int]
+    labels: list[Hashable]
     confusion: IntArray
     accuracy: float
     macro_f1: float
-    per_label_f1: dict[int, float] = field(default_factory=dict)
+    per_label_f1: dict[Hashable, float] = field(default_factory=dict)
     n_unpredicted: int = 0
 
 
 def confusion_matrix(
-    y_true: Sequence[int], y_pred: Sequence[int | None], labels: Sequence[int]
+    y_true: Sequence[Hashable], y_pred: Sequence[Hashable | None], labels: Sequence[Hashable]
 ) -> IntArray:
     """Confusion counts ``(L, L + 1)``: rows truth, columns prediction, last column ``None``.
 
@@ -263,7 +263,7 @@ def confusion_matrix(
 
 
 def classification_report(
-    y_true: Sequence[int], y_pred: Sequence[int | None], labels: Sequence[int]
+    y_true: Sequence[Hashable], y_pred: Sequence[Hashable | None], labels: Sequence[Hashable]
 ) -> ClassificationReport:
     """Accuracy, per-label and macro F1 and the confusion matrix of case-level etiology.
 
@@ -277,7 +277,7 @@ def classification_report(
     tp = np.diag(square)
     support = matrix.sum(axis=1)
     predicted = square.sum(axis=0)
-    per_label: dict[int, float] = {}
+    per_label: dict[Hashable, float] = {}
     for i, lab in enumerate(labels):
         if support[i] == 0 and predicted[i] == 0:
             continue

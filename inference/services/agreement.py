@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
 
 from accounts.roles import REVIEWER, has_role
@@ -33,6 +33,9 @@ from cases.selectors import labels_active
 from inference.exporters.base import pseudonym
 from inference.ml.metrics import cohen_kappa, fleiss_kappa, pairwise_dice
 from strokeaid_site.errors import ApplicationError, ForbiddenError
+
+if TYPE_CHECKING:
+    from annotation.models import AnnotationRevision
 
 CONSENSUS_METHODS = ("pick", "majority")
 
@@ -51,6 +54,11 @@ def _rater_annotations(series: Series) -> list[Annotation]:
         for a in annotation_list_for_series(series=series)
         if not a.is_consensus and a.current_revision is not None
     ]
+
+
+def _revision(annotation: Annotation) -> AnnotationRevision:
+    """The current revision of an annotation from ``_rater_annotations`` (never None there)."""
+    return cast("AnnotationRevision", annotation.current_revision)
 
 
 def _kappas(raters: list[int]) -> dict[str, Any]:
@@ -94,7 +102,7 @@ def series_agreement(*, series: Series) -> dict[str, Any]:
     annotations = _rater_annotations(series)
     labels = {lab.value: lab.name for lab in labels_active()}
     names = {a.pk: pseudonym(a.annotator_id, consensus=False) for a in annotations}
-    masks = {names[a.pk]: mask_array(revision=a.current_revision, mmap=True) for a in annotations}
+    masks = {names[a.pk]: mask_array(revision=_revision(a), mmap=True) for a in annotations}
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     for value, name in labels.items():
         for pair, dice in pairwise_dice(masks, label=value).items():
@@ -120,10 +128,9 @@ def series_agreement(*, series: Series) -> dict[str, Any]:
                 "annotator": names[a.pk],
                 "state": a.state,
                 "revision": a.revision_count,
-                "etiology": labels.get(etiologies[a.pk]) if etiologies[a.pk] else None,
+                "etiology": labels.get(cast(int, etiologies[a.pk])) if etiologies[a.pk] else None,
                 "volumes_ml": {
-                    labels.get(int(k), k): v
-                    for k, v in (a.current_revision.volumes_ml or {}).items()
+                    labels.get(int(k), k): v for k, v in (_revision(a).volumes_ml or {}).items()
                 },
             }
             for a in annotations
@@ -162,7 +169,7 @@ def majority_vote(masks: list[np.ndarray], *, label_values: list[int]) -> np.nda
 
 def consensus_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     series: Series,
     method: str,
     annotation_id: int | None = None,
@@ -184,7 +191,7 @@ def consensus_create(
             raise ApplicationError(
                 _("Pick one of this series' annotations."), {"annotation": annotation_id}
             )
-        mask = mask_array(revision=chosen.current_revision)
+        mask = mask_array(revision=_revision(chosen))
         note = f"consensus: picked {pseudonym(chosen.annotator_id, consensus=False)}"
     elif method == "majority":
         ids = annotation_ids or sorted(annotations)
@@ -198,7 +205,7 @@ def consensus_create(
             Label.objects.filter(label_set__is_active=True).values_list("value", flat=True)
         )
         mask = majority_vote(
-            [mask_array(revision=a.current_revision) for a in selected], label_values=values
+            [mask_array(revision=_revision(a)) for a in selected], label_values=values
         )
         note = "consensus: majority vote of " + ", ".join(
             pseudonym(a.annotator_id, consensus=False) for a in selected

@@ -87,7 +87,7 @@ def resample_to(
     src = _zyx_matrix(source.affine)
     dst = _zyx_matrix(target.affine)
     matrix = np.linalg.inv(src) @ dst  # target index -> mm -> source index
-    out = ndimage.affine_transform(
+    out: npt.NDArray[np.float32] = ndimage.affine_transform(
         np.asarray(array, dtype=np.float32),
         matrix[:3, :3],
         offset=matrix[:3, 3],

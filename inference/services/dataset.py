@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
@@ -92,7 +92,7 @@ def dataset_candidates(
 
 def dataset_snapshot_create(
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     case_ids: list[int] | None = None,
     filters: dict[str, Any] | None = None,
     seed: int = 0,

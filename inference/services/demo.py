@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from cases.models import Case
 from inference.models import JobStatus, ModelVersion
@@ -33,7 +33,7 @@ DEMO_EPOCHS = 12
 
 
 def demo_model_ensure(
-    *, user: AbstractBaseUser | None = None, epochs: int = DEMO_EPOCHS, max_cases: int = 40
+    *, user: User | None = None, epochs: int = DEMO_EPOCHS, max_cases: int = 40
 ) -> ModelVersion | None:
     """Makes sure a model exists: trains, registers (``is_demo``) and activates a demo one.
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -64,7 +64,7 @@ def _send(job: ExportJob) -> None:
 
 def export_request(
     *,
-    user: AbstractBaseUser,
+    user: User,
     format: str,
     case_ids: list[int] | None,
     filters: dict[str, Any] | None = None,

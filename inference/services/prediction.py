@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -49,7 +49,7 @@ class ModelWeightsError(ApplicationError):
     """The model's weights are missing or corrupt."""
 
 
-def prediction_can_request(*, user: AbstractBaseUser, case: Case) -> bool:
+def prediction_can_request(*, user: User, case: Case) -> bool:
     roles = user_roles(user)
     if roles & PREDICT_ANY_ROLES:
         return True
@@ -78,7 +78,7 @@ def _send(job: PredictionJob) -> None:
 
 
 def prediction_request(
-    *, user: AbstractBaseUser, case: Case, model: ModelVersion | None = None
+    *, user: User, case: Case, model: ModelVersion | None = None
 ) -> tuple[PredictionJob, bool]:
     """Queues a prediction of ``case`` with the active model (or ``model``).
 
@@ -201,7 +201,8 @@ def predictor_cache_clear() -> None:
 
 def _quantise(maps: Any) -> np.ndarray:
     # 0..255 keeps probability overlays at 0.4 % resolution for a quarter of float32's size.
-    return np.clip(np.rint(np.asarray(maps, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    quantised: np.ndarray = np.clip(np.rint(np.asarray(maps, dtype=np.float32) * 255.0), 0, 255)
+    return quantised.astype(np.uint8)
 
 
 def prediction_execute(*, job_id: int) -> PredictionJob:
@@ -324,7 +325,12 @@ def prediction_store(
 
 def prediction_label_volume(*, job: PredictionJob) -> np.ndarray:
     """The stored uint8 (z, y, x) label volume of a done job."""
-    out = job.outputs.filter(series_id=job.reference_series_id).first() or job.outputs.first()
+    # Without a reference series the filter is ``IS NULL`` (no row), so the first output is used;
+    # the Django plugin rejects None in an ``=`` lookup although Django accepts it.
+    out = (
+        job.outputs.filter(series_id=job.reference_series_id).first()  # type: ignore[misc]
+        or job.outputs.first()
+    )
     if out is None:
         raise ApplicationError(_("This prediction has no stored result."), {"prediction": job.pk})
     return storage.read_array(out.labels_key)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -66,7 +66,7 @@ def model_version_register(
     training_seconds: float = 0.0,
     is_demo: bool = False,
     activate: bool = False,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> ModelVersion:
     """Stores the checkpoint as model weights and creates the ModelVersion row.
 
@@ -107,7 +107,7 @@ def model_version_register(
     return version
 
 
-def _activate(*, version: ModelVersion, user: AbstractBaseUser | None) -> ModelVersion:
+def _activate(*, version: ModelVersion, user: User | None) -> ModelVersion:
     # Deactivate first: the partial unique constraint allows one active row at any instant.
     ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
     now = timezone.now()
@@ -123,7 +123,7 @@ def _activate(*, version: ModelVersion, user: AbstractBaseUser | None) -> ModelV
     return version
 
 
-def model_activate(*, user: AbstractBaseUser | None, model: ModelVersion) -> ModelVersion:
+def model_activate(*, user: User | None, model: ModelVersion) -> ModelVersion:
     """Makes ``model`` the single active model (data managers; ``user=None`` = the system).
 
     Raises:

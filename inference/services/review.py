@@ -26,12 +26,12 @@ import io
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image
@@ -197,7 +197,12 @@ def _default_annotation(annotations: list[Annotation]) -> Annotation | None:
             key=lambda a: (a.reviewed_at or a.updated_at, a.pk),
             reverse=True,
         ),
-        sorted(saved, key=lambda a: (a.current_revision.created_at, a.pk), reverse=True),
+        sorted(
+            saved,
+            # ``saved`` holds only annotations with a current revision.
+            key=lambda a: (cast(AnnotationRevision, a.current_revision).created_at, a.pk),
+            reverse=True,
+        ),
     ):
         if pick:
             return pick[0]
@@ -326,7 +331,7 @@ def _prediction_output(*, series: Series, prediction_id: int | None) -> Predicti
 
 
 def prediction_accept_as_draft(
-    *, user: AbstractBaseUser, series: Series, prediction_id: int | None
+    *, user: User, series: Series, prediction_id: int | None
 ) -> Annotation:
     """Copies a prediction into the caller's own mask as a new draft revision, so the model's
     output becomes a starting point to correct rather than a mask to draw from scratch.
@@ -353,7 +358,7 @@ def prediction_accept_as_draft(
 
 
 def prediction_flag(
-    *, user: AbstractBaseUser, series: Series, prediction_id: int | None, comment: str
+    *, user: User, series: Series, prediction_id: int | None, comment: str
 ) -> AuditEvent:
     """Flags a prediction as wrong or doubtful (an audit event the review pages list)."""
     if not comment.strip():
@@ -403,7 +408,7 @@ def model_review_get(*, model: ModelVersion, split: str) -> dict[str, Any] | Non
     key = _cache_key(model, split)
     if not storage.exists(key):
         return None
-    return json.loads(storage.read_bytes(key))
+    return cast(dict[str, Any], json.loads(storage.read_bytes(key)))
 
 
 def model_review_compute(
@@ -429,7 +434,7 @@ def model_review_compute(
             pk__in=[i.revisions[0]["series"] for i in items if i.revisions]
         )
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in items:
         if item.case is None or not item.revisions:
             continue
@@ -515,7 +520,7 @@ def model_review_compute(
     return result
 
 
-def model_review_request(*, model: ModelVersion, split: str, user: AbstractBaseUser) -> None:
+def model_review_request(*, model: ModelVersion, split: str, user: User) -> None:
     """Queues the evaluation of ``model`` on ``split`` (after commit)."""
     from django.db import transaction
     from django_q.tasks import async_task

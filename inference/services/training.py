@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -111,7 +111,7 @@ def training_run_running() -> TrainingRun | None:
 
 def training_run_start(
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     epochs: int,
     case_ids: list[int] | None = None,
     params: dict[str, Any] | None = None,
@@ -148,7 +148,7 @@ def training_run_start(
             case_ids=case_ids,
             filters=filters,
             seed=int(params.get("split_seed", 0)),
-            fractions=tuple(params.get("fractions", (0.7, 0.15, 0.15))),  # type: ignore[arg-type]
+            fractions=tuple(params.get("fractions", (0.7, 0.15, 0.15))),
         )
         run = TrainingRun.objects.create(
             dataset=dataset,
