@@ -46,6 +46,7 @@ test: setup
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
 
 format:
 	$(VENV)/bin/ruff format .
