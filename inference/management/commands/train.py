@@ -29,7 +29,7 @@ class Command(BaseCommand):
             "--params",
             type=str,
             default="{}",
-            help='Extra hyper-parameters as JSON, e.g. \'{"batch_size": 8}\'.',
+            help="Extra hyper-parameters as JSON, e.g. '{\"batch_size\": 8}'.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
