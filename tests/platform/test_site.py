@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ def test_production_settings_pass_check_deploy() -> None:
     assert "no issues" in result.stdout
 
 
+def _run(coroutine_function: Any, *args: Any) -> Any:
+    """Runs an async scenario in a worker thread with its own event loop: the test thread may
+    already own a loop (Playwright's sync API leaves one behind after the browser tests)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(async_to_sync(coroutine_function), *args).result(timeout=60)
+
+
 def _websocket(path: str, user: Any) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
     communicator.scope["user"] = user
@@ -48,9 +56,7 @@ def _websocket(path: str, user: Any) -> WebsocketCommunicator:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_job_progress_reaches_the_watching_browser(
-    make_user: Any, django_capture_on_commit_callbacks: Any
-) -> None:
+def test_job_progress_reaches_the_watching_browser(make_user: Any) -> None:
     from tests.factories import CaseFactory
 
     owner = make_user("neurologist", username="owner")
@@ -63,15 +69,15 @@ def test_job_progress_reaches_the_watching_browser(
         assert connected
 
         def _send() -> None:
-            with django_capture_on_commit_callbacks(execute=True):
-                job_event_send("upload", job.pk, {"status": "running", "progress": 0.5})
+            # Autocommit (transactional test): on_commit callbacks run at once, as in a worker.
+            job_event_send("upload", job.pk, {"status": "running", "progress": 0.5})
 
         await sync_to_async(_send, thread_sensitive=False)()
         message = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
         return message
 
-    assert async_to_sync(scenario)() == {"status": "running", "progress": 0.5}
+    assert _run(scenario) == {"status": "running", "progress": 0.5}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -91,10 +97,10 @@ def test_job_progress_refuses_strangers_and_anonymous(make_user: Any) -> None:
         return connected
 
     path = f"/ws/jobs/upload/{job.pk}/"
-    assert async_to_sync(connect)(owner, path)
-    assert not async_to_sync(connect)(stranger, path)
-    assert not async_to_sync(connect)(AnonymousUser(), path)
-    assert not async_to_sync(connect)(owner, f"/ws/jobs/no-such-kind/{job.pk}/")
+    assert _run(connect, owner, path)
+    assert not _run(connect, stranger, path)
+    assert not _run(connect, AnonymousUser(), path)
+    assert not _run(connect, owner, f"/ws/jobs/no-such-kind/{job.pk}/")
 
 
 # The public REST contract (shared API.md): every route must be in the OpenAPI schema.
