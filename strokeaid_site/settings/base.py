@@ -225,6 +225,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the npm package served as static files: no CDN (clinics run offline).
+    "SWAGGER_UI_DIST": f"{STATIC_URL}vendor/swagger-ui-dist",
+    "SWAGGER_UI_FAVICON_HREF": f"{STATIC_URL}vendor/swagger-ui-dist/favicon-32x32.png",
     # Several models have a "status"; give each choice set its own stable component name.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "inference.models.JobStatus",
