@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
 
 import annotation.urls
 import cases.urls
@@ -15,7 +16,13 @@ from .health import healthz
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Only the token route, the schema and /healthz answer anonymous callers (API contract):
+    # the browsable docs need a signed-in user (the browser's session).
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+        name="docs",
+    ),
     path("", include((cases.urls.api_urlpatterns, "cases"), namespace="cases-api")),
     path("", include((annotation.urls.api_urlpatterns, "annotation"), namespace="annotation-api")),
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),

@@ -152,10 +152,14 @@ def test_every_contract_route_is_in_the_openapi_schema(anon_client: Any) -> None
 
 
 @pytest.mark.django_db
-def test_api_docs_load_swagger_ui_from_our_static_files(anon_client: Any) -> None:
+def test_api_docs_load_swagger_ui_from_our_static_files(
+    anon_client: Any, client: Any, neurologist: Any
+) -> None:
     from django.contrib.staticfiles import finders
 
-    page = anon_client.get("/api/docs/").content.decode()
+    assert anon_client.get("/api/docs/").status_code in (401, 403)
+    client.force_login(neurologist)
+    page = client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr.net" not in page and "https://" not in page.split("<body")[0]
     for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert f"/static/vendor/swagger-ui-dist/{name}" in page
