@@ -20,7 +20,7 @@ from cases import storage
 from cases.models import Case, Series
 from cases.selectors import labels_active
 from cases.services.audit import audit_record
-from cases.services.case import case_update
+from cases.services.case import case_status_set, case_update
 from strokeaid_site.errors import (
     ApplicationError,
     ConflictError,
@@ -112,27 +112,30 @@ def _etag_matches(if_match: str, annotation: Annotation) -> bool:
 
 
 # --- revisions -----------------------------------------------------------------------------
-def _case_status_refresh(*, user: User | None, case: Case) -> None:
-    """Derives the case's workflow status from its annotations' states.
+def case_status_from_annotations(case: Case) -> str | None:
+    """The workflow status the annotations of ``case`` give it (None when it has none).
 
     Any submitted annotation puts the case in review; otherwise any approved one makes it
-    approved; otherwise any annotation means it is being annotated. Archived cases stay so.
+    approved; otherwise any annotation means it is being annotated. Registered with the
+    cases app (``register_case_status_deriver``) so that unarchiving recomputes it too.
     """
-    if case.status == Case.Status.ARCHIVED:
-        return
     states = set(Annotation.objects.filter(series__case=case).values_list("state", flat=True))
     if not states:
-        return
+        return None
     if State.SUBMITTED in states:
-        status = Case.Status.IN_REVIEW
-    elif State.APPROVED in states:
-        status = Case.Status.APPROVED
-    else:
-        status = Case.Status.ANNOTATING
-    current = Case.objects.filter(pk=case.pk).values_list("status", flat=True).first()
-    if current != status:
-        case_update(user=user, case=case, data={"status": status})  # type: ignore[arg-type]
-        case.status = status
+        return Case.Status.IN_REVIEW
+    if State.APPROVED in states:
+        return Case.Status.APPROVED
+    return Case.Status.ANNOTATING
+
+
+def _case_status_refresh(*, user: User | None, case: Case) -> None:
+    """Derives the case's workflow status from its annotations' states (archived stays)."""
+    if case.status == Case.Status.ARCHIVED:
+        return
+    status = case_status_from_annotations(case)
+    if status is not None:
+        case_status_set(user=user, case=case, status=status, reason="annotation")
 
 
 def _annotation_for_write(

@@ -75,7 +75,8 @@ class CaseAdmin(ModelAdminBase):
     list_filter = ("status", "confirmed", "etiology")
     search_fields = ("code", "note")
     list_select_related = ("etiology", "created_by")
-    readonly_fields = ("created_by", "created_at", "updated_at")
+    # The status follows the workflow (services only); archive from the case page.
+    readonly_fields = ("status", "created_by", "created_at", "updated_at")
     inlines = [SeriesInline]
 
     def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
@@ -85,7 +86,7 @@ class CaseAdmin(ModelAdminBase):
             return
         data = {
             name: form.cleaned_data[name]
-            for name in ("code", "confirmed", "note", "status")
+            for name in ("code", "confirmed", "note")
             if name in form.changed_data
         }
         if "etiology" in form.changed_data:

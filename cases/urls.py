@@ -27,6 +27,7 @@ page_urlpatterns: list[URLPattern | URLResolver] = [
     path("cases/new/", views.case_create_view, name="create"),
     path("cases/<int:case_id>/", views.case_detail, name="detail"),
     path("cases/<int:case_id>/edit/", views.case_update_view, name="update"),
+    path("cases/<int:case_id>/archive/", views.case_archive_view, name="archive"),
     path("cases/<int:case_id>/upload/", upload_views.case_upload_view, name="upload"),
 ]
 

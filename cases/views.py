@@ -27,7 +27,7 @@ from cases.selectors import (
     labels_active,
     series_list_for_case,
 )
-from cases.services.case import case_create, case_update
+from cases.services.case import case_can_archive, case_create, case_update
 from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError
 
 PAGE_SIZE = 25
@@ -85,7 +85,8 @@ class CaseForm(forms.Form):
 
 
 class CaseUpdateForm(CaseForm):
-    status = forms.ChoiceField(label=gettext_lazy("Status"), choices=Case.Status.choices)
+    """Case edit. No status field: the status follows the workflow (see
+    ``cases.services.case``); archiving has its own action (``case_archive_view``)."""
 
 
 def _form_error(form: forms.Form, error: ApplicationError) -> None:
@@ -182,7 +183,6 @@ def _case_detail_page(
                 "etiology": case.etiology.name if case.etiology else "",
                 "confirmed": case.confirmed,
                 "note": case.note,
-                "status": case.status,
             }
         )
     series = [
@@ -193,6 +193,7 @@ def _case_detail_page(
         "case": case,
         "series_list": series,
         "can_write": can_write,
+        "can_archive": can_write and case_can_archive(user=request.user),
         "form": form if can_write else None,
         "upload_url": _link("cases:upload", case, f"/cases/{case.pk}/upload/"),
         "editor_url": _link("annotation:editor", case, f"/annotation/cases/{case.pk}/"),
@@ -218,3 +219,21 @@ def case_update_view(request: HttpRequest, case_id: int) -> HttpResponse:
             messages.success(request, _("Case saved."))
             return redirect("cases:detail", case_id=case.pk)
     return _case_detail_page(request, case, form, status=400)
+
+
+@login_required
+@require_POST
+def case_archive_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Archives (``archived=1``) or unarchives (``archived=0``) a case; unarchiving
+    recomputes its status from its annotations and series."""
+    case = _page_case(request, case_id, for_write=True)
+    archived = request.POST.get("archived") == "1"
+    try:
+        case_update(user=request_user(request), case=case, data={"archived": archived})
+    except ForbiddenError as error:
+        raise PermissionDenied(error.message) from error
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Case archived.") if archived else _("Case unarchived."))
+    return redirect("cases:detail", case_id=case.pk)

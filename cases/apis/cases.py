@@ -21,6 +21,7 @@ from cases.selectors import (
     case_can_delete,
     case_get_for_user,
     case_list_for_user,
+    labels_active,
     series_list_for_case,
 )
 from cases.serializers import CaseOutputSerializer, SeriesOutputSerializer
@@ -49,6 +50,15 @@ class CaseListCreateApi(generics.ListAPIView[Case]):
             choices=Case.Status.choices, required=False, allow_blank=True
         )
         q = serializers.CharField(required=False, allow_blank=True)
+
+        def validate_etiology(self, value: str) -> str:
+            # An unknown label must not quietly give an empty page: a typo would read as
+            # "no such cases". "none" selects the cases without an etiology.
+            if value and value != "none" and not labels_active().filter(name=value).exists():
+                raise serializers.ValidationError(
+                    _("Unknown etiology label: use a label name or 'none'.")
+                )
+            return value
 
     class InputSerializer(serializers.Serializer[Any]):
         code = serializers.CharField(max_length=64)
@@ -86,7 +96,10 @@ class CaseDetailApi(APIView):
         etiology = serializers.CharField(required=False, allow_null=True)
         confirmed = serializers.BooleanField(required=False)
         note = serializers.CharField(required=False, allow_blank=True)
+        # The status follows the workflow: only "archived" (or the unchanged value) is
+        # accepted here; ``archived`` archives (true) or unarchives (false) the case.
         status = serializers.ChoiceField(choices=Case.Status.choices, required=False)
+        archived = serializers.BooleanField(required=False)
 
     @extend_schema(responses=CaseOutputSerializer)
     def get(self, request: Request, case_id: int) -> Response:

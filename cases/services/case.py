@@ -1,17 +1,28 @@
-"""Case writes: create, update, delete."""
+"""Case writes: create, update, archive, delete, and the workflow status moves.
+
+``Case.status`` follows the workflow and is never set by hand: ingestion moves a case to
+``imaged`` and the annotation services to ``annotating`` / ``in_review`` / ``approved``
+(through ``case_status_set``). People may only archive a case and unarchive it
+(neurologists and data managers). Unarchiving *recomputes* the status (``case_status_derive``)
+rather than restoring the one from before archiving: annotations may have been edited,
+submitted or reviewed while the case was archived, and a restored status could then claim a
+review that no longer holds.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, has_role
 from cases import storage
 from cases.models import Case, Label
-from strokeaid_site.errors import ApplicationError
+from strokeaid_site.errors import ApplicationError, ForbiddenError
 
 from .audit import audit_record
 
@@ -68,9 +79,104 @@ def case_create(
     return case
 
 
+#: Who may archive and unarchive a case (superusers hold every role).
+ARCHIVE_ROLES = (NEUROLOGIST, DATA_MANAGER)
+
+# Status deriver: the annotation app registers one (``AppConfig.ready``) that reads its
+# annotations' states; the cases app must not import it (the foundation never imports upward).
+StatusDeriver = Callable[[Case], str | None]
+_status_derivers: list[StatusDeriver] = []
+
+
+def register_case_status_deriver(deriver: StatusDeriver) -> None:
+    """Adds ``deriver(case) -> status | None``; the first non-None answer wins."""
+    if deriver not in _status_derivers:
+        _status_derivers.append(deriver)
+
+
+def case_status_derive(case: Case) -> str:
+    """The workflow status ``case`` has from its data, ignoring archiving.
+
+    The annotations decide when there are any (registered derivers); otherwise a case with
+    series is ``imaged`` and one without is ``new``.
+    """
+    for deriver in _status_derivers:
+        status = deriver(case)
+        if status:
+            return status
+    return Case.Status.IMAGED if case.series.exists() else Case.Status.NEW
+
+
+def case_can_archive(*, user: Any) -> bool:
+    return has_role(user, *ARCHIVE_ROLES)
+
+
+def case_status_set(*, user: User | None, case: Case, status: str, reason: str) -> None:
+    """Moves ``case`` to ``status`` for a workflow step (ingestion, annotation, review).
+
+    Only services call this; people archive/unarchive through ``case_update``. An archived
+    case stays archived: work may go on, but the case is out of the lists until unarchived.
+    """
+    if status not in Case.Status.values:
+        raise ApplicationError(_("Unknown status."), {"field": "status", "status": status})
+    current = Case.objects.filter(pk=case.pk).values_list("status", flat=True).first()
+    if current is None or current == status or current == Case.Status.ARCHIVED:
+        return
+    Case.objects.filter(pk=case.pk).update(status=status)
+    case.status = status
+    audit_record(
+        actor=user,
+        verb="case.updated",
+        target=case,
+        case=case,
+        data={"status": [current, status], "reason": reason},
+    )
+
+
+def _status_change(*, user: User, case: Case, data: dict[str, Any]) -> str | None:
+    """The status a user's update asks for: archiving, unarchiving, or nothing.
+
+    ``archived`` (bool) archives or unarchives; ``status`` is accepted only when unchanged
+    (clients send the whole object back) or ``"archived"``. Any other status is the workflow's
+    to set, never a person's: approving a case by hand would bypass the review.
+    """
+    target: str | None = None
+    if "status" in data and data["status"] != case.status:
+        if data["status"] not in Case.Status.values:
+            raise ApplicationError(_("Unknown status."), {"field": "status"})
+        if data["status"] != Case.Status.ARCHIVED:
+            raise ApplicationError(
+                _(
+                    "The status follows the workflow (upload, annotation, review) and cannot "
+                    "be set by hand; you may only archive or unarchive a case."
+                ),
+                {"field": "status", "status": data["status"], "allowed": ["archived"]},
+            )
+        target = Case.Status.ARCHIVED
+    if "archived" in data and data["archived"] is not None:
+        archived = bool(data["archived"])
+        if target is not None and not archived:
+            raise ApplicationError(
+                _("Contradictory request: archived is false but status is archived."),
+                {"field": "archived"},
+            )
+        if archived and case.status != Case.Status.ARCHIVED:
+            target = Case.Status.ARCHIVED
+        elif not archived and case.status == Case.Status.ARCHIVED:
+            target = case_status_derive(case)
+    if target is not None and not case_can_archive(user=user):
+        raise ForbiddenError(
+            _("Only neurologists and data managers archive or unarchive cases."),
+            {"field": "status"},
+        )
+    return target
+
+
 @transaction.atomic
 def case_update(*, user: User, case: Case, data: dict[str, Any]) -> Case:
-    """Updates code, etiology (label name), confirmed, note and status of ``case``."""
+    """Updates code, etiology (label name), confirmed and note of ``case``; archives it
+    (``archived: true`` or ``status: "archived"``) or unarchives it (``archived: false``:
+    the status is recomputed from its annotations and series, see the module docstring)."""
     case = Case.objects.select_for_update().get(pk=case.pk)
     changes: dict[str, Any] = {}
     if "code" in data and data["code"] != case.code:
@@ -90,11 +196,10 @@ def case_update(*, user: User, case: Case, data: dict[str, Any]) -> Case:
         case.confirmed = bool(data["confirmed"])
     if "note" in data:
         case.note = data["note"]
-    if "status" in data and data["status"] != case.status:
-        if data["status"] not in Case.Status.values:
-            raise ApplicationError(_("Unknown status."), {"field": "status"})
-        changes["status"] = [case.status, data["status"]]
-        case.status = data["status"]
+    status = _status_change(user=user, case=case, data=data)
+    if status is not None and status != case.status:
+        changes["status"] = [case.status, status]
+        case.status = status
     if case.confirmed and case.etiology is None:
         raise ApplicationError(_("A confirmed case needs an etiology."), {"field": "confirmed"})
     case.save()
