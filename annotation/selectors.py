@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from accounts.roles import NEUROLOGIST, REVIEWER, has_role
 from cases import storage
 from cases.models import Case, Series
-from cases.selectors import case_visible_queryset
+from cases.selectors import case_visible_queryset, series_kind_order
 from strokeaid_site.errors import NotFoundError
 
 from .models import Annotation, AnnotationRevision
@@ -66,7 +66,7 @@ def annotation_list_for_case(*, case: Case) -> QuerySet[Annotation]:
     return (
         Annotation.objects.filter(series__case=case)
         .select_related(*_RELATED)
-        .order_by("series__kind", "-is_consensus", "id")
+        .order_by(series_kind_order("series__"), "series_id", "-is_consensus", "id")
     )
 
 

@@ -6,7 +6,7 @@ and inference apps both build on them and the foundation must not import upward.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -147,6 +147,11 @@ class Series(models.Model):
         FLAIR = "FLAIR", "FLAIR"
         CT = "CT", "CT"
         OTHER = "OTHER", _("Other")
+
+    #: The clinical reading order wherever series are listed: DWI first (it shows the acute
+    #: lesion), its ADC map next (confirms restricted diffusion), FLAIR (lesion age), then
+    #: the rest. ``cases.selectors.series_kind_order()`` turns it into an ORDER BY.
+    KIND_ORDER: ClassVar[tuple[str, ...]] = ("DWI", "ADC", "FLAIR", "CT", "OTHER")
 
     class Source(models.TextChoices):
         DICOM = "dicom", "DICOM"

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case as CaseWhen
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -157,9 +158,26 @@ def series_get_for_user(*, user: User, series_id: int, for_write: bool = False) 
     return series
 
 
+def series_kind_order(prefix: str = "") -> CaseWhen:
+    """An ORDER BY expression for ``Series.KIND_ORDER`` (``prefix``: e.g. ``"series__"``)."""
+    return CaseWhen(
+        *(
+            When(**{f"{prefix}kind": kind}, then=Value(i))
+            for i, kind in enumerate(Series.KIND_ORDER)
+        ),
+        default=Value(len(Series.KIND_ORDER)),
+        output_field=IntegerField(),
+    )
+
+
 def series_list_for_case(*, case: Case) -> QuerySet[Series]:
-    """The series of a case the caller already got through ``case_get_for_user``."""
-    return Series.objects.filter(case=case).select_related("volume").order_by("kind", "id")
+    """The series of a case the caller already got through ``case_get_for_user``, in the
+    clinical order of ``Series.KIND_ORDER`` (DWI, ADC, FLAIR, CT, other), oldest first."""
+    return (
+        Series.objects.filter(case=case)
+        .select_related("volume")
+        .order_by(series_kind_order(), "id")
+    )
 
 
 def labels_active() -> QuerySet[Label]:
