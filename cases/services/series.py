@@ -16,16 +16,37 @@ from strokeaid_site.errors import ApplicationError
 _STORED_DTYPES = {np.dtype(t) for t in ("uint8", "int16", "uint16", "int32", "float32")}
 
 
-def default_window(array: np.ndarray) -> tuple[float, float]:
-    """Window centre/width from the 1st-99.5th percentile of the non-background voxels.
+# DWI: the upper edge sits at least this many times the normal-brain median above the
+# background, so normal brain lands near mid-grey (~40 %) and acute infarcts -- typically
+# 1.5-3 times as bright as normal brain at b = 1000 -- stay below white instead of clipping.
+_DWI_BRAIN_MEDIAN_FACTOR = 2.5
 
-    Percentiles rather than min/max: a few hot voxels (or a DWI T2 shine-through) must not
-    wash out the whole image.
+
+def default_window(array: np.ndarray, kind: str | None = None) -> tuple[float, float]:
+    """Window centre/width for the viewer's default display of a series.
+
+    ADC, FLAIR and others: the 1st-99.5th percentile of the voxels above the 20th percentile.
+    Percentiles rather than min/max: a few hot voxels must not wash out the whole image.
+
+    DWI: lesions are the bright tail and may be far smaller than 0.5 % of the head (a lacune
+    is ~0.03 %), so any upper percentile puts the normal brain near white and clips the very
+    voxels a neurologist is looking for. Here the lower edge is the background (1st
+    percentile of all voxels) and the upper edge the larger of the head's 99.9th percentile and
+    ``_DWI_BRAIN_MEDIAN_FACTOR`` x its median (head = voxels above the mean, the usual
+    intensity mask of an MR head): normal brain mid-grey, infarcts bright but distinguishable.
     """
     # A regular subsample (about 8 slices, ~128x128 in-plane) gives the same percentiles to
     # display precision at a fraction of the cost: this runs inside every upload.
     step = max(1, int(np.sqrt(array.shape[1] * array.shape[2] / 16384)))
     sample = np.asarray(array[:: max(1, array.shape[0] // 8), ::step, ::step], dtype=np.float32)
+    if kind == "DWI":
+        head = sample[sample > sample.mean()]
+        if head.size:
+            lo = float(np.percentile(sample, 1.0))
+            p999, median = (float(v) for v in np.percentile(head, [99.9, 50.0]))
+            hi = max(p999, lo + _DWI_BRAIN_MEDIAN_FACTOR * (median - lo))
+            width = float(max(hi - lo, 1e-3))
+            return float(lo + width / 2), width
     foreground = sample[sample > np.percentile(sample, 20)]
     if foreground.size == 0:
         foreground = sample.ravel()
@@ -76,7 +97,8 @@ def series_create_from_array(
         array = array.astype(np.float32)
     if affine is None:
         affine = affine_from_geometry(spacing)
-    center, width = default_window(array)
+    # New ingestions only: existing series keep the window stored when they were created.
+    center, width = default_window(array, kind)
     with storage.transactional():
         series = Series.objects.create(
             case=case,
