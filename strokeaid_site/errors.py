@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -109,3 +109,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def json_error(message: str, status_code: int, extra: dict[str, Any] | None = None) -> JsonResponse:
     """The same error shape for plain Django views (file endpoints, health)."""
     return JsonResponse(error_body(message, extra), status=status_code)
+
+
+def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: JSON with the error shape under ``/api/`` (an unknown route is part of
+    the REST contract too), Django's HTML page everywhere else."""
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return json_error(_("Not found."), 404, {"path": request.path})
+    return page_not_found(request, exception or Http404())

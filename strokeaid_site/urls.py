@@ -28,6 +28,9 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),
 ]
 
+# Unknown routes under /api/ answer the API's JSON error shape (pages keep the HTML 404).
+handler404 = "strokeaid_site.errors.not_found_handler"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/", include(api_urlpatterns)),
