@@ -6,6 +6,7 @@ its change in the audit trail and keeps ``Case.status`` in step with the annotat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,51 @@ def voxel_volume_ml(series: Series) -> float:
     """The volume of one voxel in millilitres (spacing is in mm; 1 ml = 1000 mm³)."""
     z, y, x = (float(s) for s in series.spacing)
     return z * y * x / 1000.0
+
+
+def etiology_mismatch(*, case: Case, label_counts: dict[Any, int]) -> list[int]:
+    """Label values in a mask that are not the confirmed etiology of ``case`` (sorted).
+
+    One etiology per case: once the work-up has confirmed a case's etiology, every lesion of
+    the case carries that label (the model learns etiology from these masks). An unconfirmed
+    case is still in work-up, so any label is allowed (empty list).
+    """
+    if not case.confirmed or case.etiology_id is None:
+        return []
+    expected = case.etiology.value if case.etiology else None
+    return sorted(int(v) for v, n in label_counts.items() if n and int(v) != expected)
+
+
+def _require_etiology_consistent(*, case: Case, label_counts: dict[Any, int], action: str) -> None:
+    """Refuses (400) to submit or approve a mask whose labels contradict the case's confirmed
+    etiology, naming the labels so the reviewer knows what to relabel."""
+    wrong = etiology_mismatch(case=case, label_counts=label_counts)
+    if not wrong:
+        return
+    labels = {label.value: label for label in labels_active()}
+    expected = case.etiology
+    assert expected is not None  # etiology_mismatch is empty without one
+    found = ", ".join(labels[v].title if v in labels else str(v) for v in wrong)
+    if action == "submit":
+        message = _(
+            "This mask has lesions labelled %(found)s, but the case's confirmed etiology is "
+            "%(etiology)s (one etiology per case). Relabel those lesions, or correct the "
+            "case's etiology, before submitting."
+        )
+    else:
+        message = _(
+            "This mask has lesions labelled %(found)s, but the case's confirmed etiology is "
+            "%(etiology)s (one etiology per case). Return it for relabelling, or have the "
+            "case's etiology corrected, before approving."
+        )
+    raise ApplicationError(
+        message % {"found": found, "etiology": expected.title},
+        {
+            "field": "etiology",
+            "etiology": expected.name,
+            "mask_labels": [labels[v].name if v in labels else v for v in wrong],
+        },
+    )
 
 
 def _etag_matches(if_match: str, annotation: Annotation) -> bool:
@@ -325,6 +371,12 @@ def annotation_import_mask(
     if owner is None and not is_consensus:
         raise ApplicationError(_("An imported mask needs an annotator."), {})
     checked = mask_validate(series=series, array=mask)
+    if state == State.APPROVED:
+        # An approved import (ground truth, consensus) is training data like a reviewed mask:
+        # the same one-etiology rule holds. Phantom ground truth is consistent by design.
+        _require_etiology_consistent(
+            case=series.case, label_counts=checked.counts, action="approve"
+        )
     with storage.transactional():
         annotation = _annotation_for_write(
             series=series, annotator=owner, is_consensus=is_consensus
@@ -367,11 +419,12 @@ def _transition(
     fields: dict[str, Any],
     verb: str,
     data: dict[str, Any] | None = None,
+    check: Callable[[Annotation], None] | None = None,
 ) -> Annotation:
     with transaction.atomic():
         locked = (
             Annotation.objects.select_for_update()
-            .select_related("series__case")
+            .select_related("series__case__etiology", "current_revision")
             .get(pk=annotation.pk)
         )
         if locked.state not in allowed_from:
@@ -379,6 +432,8 @@ def _transition(
                 _("This annotation cannot move from its current state."),
                 {"state": locked.state, "to": to},
             )
+        if check is not None:
+            check(locked)
         old = locked.state
         locked.state = to
         for name, value in fields.items():
@@ -395,8 +450,31 @@ def _transition(
     return locked
 
 
+def _check_labels_for_submit(annotation: Annotation) -> None:
+    revision = annotation.current_revision
+    _require_etiology_consistent(
+        case=annotation.series.case,
+        label_counts=revision.label_counts if revision else {},
+        action="submit",
+    )
+
+
+def _check_labels_for_approve(annotation: Annotation) -> None:
+    revision = annotation.current_revision
+    _require_etiology_consistent(
+        case=annotation.series.case,
+        label_counts=revision.label_counts if revision else {},
+        action="approve",
+    )
+
+
 def annotation_submit(*, user: User, annotation: Annotation) -> Annotation:
-    """Sends the caller's draft (or returned) mask to review. An empty history cannot go."""
+    """Sends the caller's draft (or returned) mask to review. An empty history cannot go.
+
+    On a confirmed case every lesion must carry the case's etiology (400 otherwise). The
+    previous review's comment is cleared: it spoke of another revision (the audit trail keeps
+    it), and showing it beside the new submission reads as a verdict on it.
+    """
     _require_own(user=user, annotation=annotation)
     if not annotation.revision_count:
         raise ConflictError(_("Save a mask before submitting it."), {})
@@ -405,8 +483,9 @@ def annotation_submit(*, user: User, annotation: Annotation) -> Annotation:
         annotation=annotation,
         allowed_from=(State.DRAFT, State.RETURNED),
         to=State.SUBMITTED,
-        fields={"submitted_at": timezone.now()},
+        fields={"submitted_at": timezone.now(), "review_comment": ""},
         verb="annotation.submitted",
+        check=_check_labels_for_submit,
     )
 
 
@@ -420,7 +499,8 @@ def _require_reviewer(*, user: User, annotation: Annotation) -> None:
 
 def annotation_approve(*, user: User, annotation: Annotation, comment: str = "") -> Annotation:
     """Approves a submitted annotation (its current revision becomes training data once the
-    case is confirmed)."""
+    case is confirmed). On a confirmed case a mask with labels other than the case's etiology
+    is refused (400): it would teach the model a contradiction."""
     _require_reviewer(user=user, annotation=annotation)
     return _transition(
         user=user,
@@ -430,6 +510,7 @@ def annotation_approve(*, user: User, annotation: Annotation, comment: str = "")
         fields={"reviewer": user, "reviewed_at": timezone.now(), "review_comment": comment},
         verb="annotation.approved",
         data={"comment": comment} if comment else None,
+        check=_check_labels_for_approve,
     )
 
 
