@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from accounts.roles import NEUROLOGIST, REVIEWER, has_role
 from cases.models import Case, Series
@@ -50,12 +51,80 @@ def _annotation_json(annotation: Annotation | None) -> dict[str, Any] | None:
     }
 
 
+#: ``?annotator=consensus`` shows the series' adjudicated (consensus) masks.
+CONSENSUS = "consensus"
+
+
+def _viewed_key(annotation: Annotation) -> int | str | None:
+    return CONSENSUS if annotation.is_consensus else annotation.annotator_id
+
+
+def _editor_default_view(
+    *, user: Any, is_reviewer: bool, annotations: list[Annotation]
+) -> int | str | None:
+    """Whose masks to show a user who did not choose and has none of their own.
+
+    The most relevant first: for a reviewer, the submitted work awaiting review (oldest
+    submission, as in the queue); then the approved masks (the consensus before an
+    annotator's, then the most recently reviewed); then the latest saved ones.
+    """
+    saved = [a for a in annotations if a.revision_count and _viewed_key(a) != user.pk]
+    if is_reviewer:
+        waiting = [a for a in saved if a.state == Annotation.State.SUBMITTED and not a.is_consensus]
+        if waiting:
+            first = min(waiting, key=lambda a: (a.submitted_at is None, a.submitted_at, a.pk))
+            return _viewed_key(first)
+    approved = [a for a in saved if a.state == Annotation.State.APPROVED]
+    if approved:
+        best = max(
+            approved, key=lambda a: (a.is_consensus, a.reviewed_at is not None, a.reviewed_at, a.pk)
+        )
+        return _viewed_key(best)
+    if saved:
+        return _viewed_key(max(saved, key=lambda a: (a.updated_at, a.pk)))
+    return None
+
+
+def _editor_view_choice(
+    *,
+    annotator_param: str,
+    user: Any,
+    can_annotate: bool,
+    is_reviewer: bool,
+    annotations: list[Annotation],
+) -> tuple[int | str | None, str]:
+    """(whose masks, mode) for the editor: ``edit`` own masks, ``review`` someone else's
+    (read-only; reviewers act on submitted ones), ``view`` nothing chosen.
+
+    A neurologist who is not a reviewer always starts on their own masks, even empty ones:
+    annotators draw independently (the agreement statistics assume it), so another's mask is
+    shown only when they pick it under "Masks by".
+    """
+    if annotator_param == CONSENSUS:
+        return CONSENSUS, "review"
+    if annotator_param.isdigit() and int(annotator_param) != user.pk:
+        return int(annotator_param), "review"
+    if can_annotate and (
+        annotator_param.isdigit()
+        or not is_reviewer
+        or any(a.annotator_id == user.pk and not a.is_consensus for a in annotations)
+    ):
+        return user.pk, "edit"
+    default = _editor_default_view(user=user, is_reviewer=is_reviewer, annotations=annotations)
+    if default is not None:
+        return default, "review"
+    if can_annotate:
+        return user.pk, "edit"
+    return None, "view"
+
+
 @login_required
 def editor(request: HttpRequest, case_id: int) -> HttpResponse:
     """The slice editor of a case: DWI, ADC and FLAIR side by side with the lesion masks.
 
-    ``?annotator=<user id>`` shows that annotator's masks read-only (review); without it a
-    neurologist edits their own masks and other roles pick whose masks to view.
+    ``?annotator=<user id>`` (or ``consensus``) shows those masks read-only (review); without
+    it a neurologist edits their own masks, and a reviewer or another role sees the most
+    relevant masks (see ``_editor_default_view``).
     """
     try:
         case = case_get_for_user(user=request.user, case_id=case_id)
@@ -65,20 +134,17 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
     can_annotate = has_role(user, NEUROLOGIST)
     is_reviewer = has_role(user, REVIEWER)
     all_annotations = list(selectors.annotation_list_for_case(case=case))
-    annotator_param = request.GET.get("annotator", "")
-    if annotator_param.isdigit() and int(annotator_param) != user.pk:
-        viewed_id: int | None = int(annotator_param)
-        mode = "review"
-    elif can_annotate:
-        viewed_id = user.pk
-        mode = "edit"
-    else:
-        viewed_id = None
-        mode = "view"
+    viewed_id, mode = _editor_view_choice(
+        annotator_param=request.GET.get("annotator", ""),
+        user=user,
+        can_annotate=can_annotate,
+        is_reviewer=is_reviewer,
+        annotations=all_annotations,
+    )
     by_series: dict[int, Annotation] = {
         a.series_id: a
         for a in all_annotations
-        if not a.is_consensus and viewed_id is not None and a.annotator_id == viewed_id
+        if viewed_id is not None and _viewed_key(a) == viewed_id
     }
     series_config = []
     for series in editor_series(case):
@@ -106,10 +172,12 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
                 "prediction_url": prediction_overlay_url(series=series, user=user),
             }
         )
-    annotators: dict[int, str] = {}
+    annotators: dict[int | str, str] = {}
     for a in all_annotations:
-        if a.annotator is not None and a.revision_count:
-            annotators[a.annotator_id] = a.annotator.get_username()  # type: ignore[index]
+        if a.is_consensus and a.revision_count:
+            annotators[CONSENSUS] = str(_("Consensus"))
+        elif a.annotator is not None and a.revision_count:
+            annotators[a.annotator.pk] = a.annotator.get_username()
     labels = [
         {"value": lb.value, "name": lb.name, "title": lb.title, "color": lb.color}
         for lb in labels_active()
@@ -146,7 +214,7 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
             "labels": labels,
             "series_config": series_config,
             "mode": mode,
-            "annotators": sorted(annotators.items(), key=lambda kv: kv[1]),
+            "annotators": sorted(annotators.items(), key=lambda kv: (kv[0] != CONSENSUS, kv[1])),
             "viewed_id": viewed_id,
         },
     )

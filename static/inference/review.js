@@ -37,30 +37,36 @@
     render();
   }
 
+  // Export progress: REST poll every ~2 s with the websocket as the faster path (jobs.js).
   const table = document.getElementById("export-table");
-  if (table) {
-    function poll() {
-      let active = 0;
-      table.querySelectorAll("tr[data-export]").forEach(function (row) {
-        if (row.dataset.status !== "queued" && row.dataset.status !== "running") { return; }
-        active += 1;
-        fetch(row.dataset.url, { credentials: "same-origin" })
-          .then(function (r) { return r.json(); })
-          .then(function (body) {
-            row.dataset.status = body.status;
-            row.querySelector("progress").value = body.progress;
-            row.querySelector(".status").textContent = body.error
-              ? body.status + ": " + body.error : body.status;
-            if (body.download_url) {
-              const link = document.createElement("a");
-              link.href = body.download_url;
-              link.textContent = gettext("Download");
-              row.querySelector(".download").replaceChildren(link);
-            }
-          });
+  if (table && window.StrokeAidJobs) {
+    const labels = window.StrokeAidJobs.statusLabels("job-status-labels");
+    table.querySelectorAll("tr[data-export]").forEach(function (row) {
+      window.StrokeAidJobs.watch({
+        kind: "export",
+        id: row.dataset.export,
+        url: row.dataset.url,
+        status: row.dataset.status,
+        onUpdate: function (body) {
+          if (!body.status) { return; }
+          row.dataset.status = body.status;
+          if (typeof body.progress === "number") { row.querySelector("progress").value = body.progress; }
+          const cell = row.querySelector(".status");
+          cell.textContent = labels[body.status] || body.status;
+          if (body.error) {
+            const error = document.createElement("span");
+            error.className = "error";
+            error.textContent = body.error;
+            cell.append(": ", error);
+          }
+          if (body.download_url) {
+            const link = document.createElement("a");
+            link.href = body.download_url;
+            link.textContent = gettext("Download");
+            row.querySelector(".download").replaceChildren(link);
+          }
+        },
       });
-      if (active) { setTimeout(poll, 1500); }
-    }
-    poll();
+    });
   }
 })();
