@@ -228,7 +228,17 @@ def labels_csv(cases: list[ExportCase]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        ["case", "code", "etiology", "confirmed", "split", "annotator", "revision", "state"]
+        [
+            "case",
+            "code",
+            "etiology",
+            "confirmed",
+            "split",
+            "annotator",
+            "revision",
+            "revision_id",
+            "state",
+        ]
     )
     for c in sorted(cases, key=lambda c: c.name):
         writer.writerow(
@@ -239,6 +249,9 @@ def labels_csv(cases: list[ExportCase]) -> bytes:
                 "true" if c.confirmed else "false",
                 c.split,
                 c.annotator,
+                # The annotation's own revision number (what the editor shows); the global
+                # revision id stays beside it for tracing the exact row.
+                c.revision_number,
                 c.revision_id,
                 c.state,
             ]

@@ -3,6 +3,7 @@ with highdicom, voxel-by-voxel equality with the stored masks, reproducibility, 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -118,7 +119,19 @@ def test_nnunet_export_layout_and_voxels(
         )
 
     csv_text = archive.read("labels.csv").decode()
-    assert csv_text.splitlines()[0] == "case,code,etiology,confirmed,split,annotator,revision,state"
+    assert csv_text.splitlines()[0] == (
+        "case,code,etiology,confirmed,split,annotator,revision,revision_id,state"
+    )
+    # ``revision`` is the annotation's own revision number, ``revision_id`` the global row id.
+    rows = {row["case"]: row for row in csv.DictReader(io.StringIO(csv_text))}
+    for case in three_cases:
+        revision = (
+            Annotation.objects.select_related("current_revision")
+            .get(series__case=case)
+            .current_revision
+        )
+        row = rows[f"case{case.pk:05d}"]
+        assert (row["revision"], row["revision_id"]) == (str(revision.number), str(revision.pk))
     splits = json.loads(archive.read("splits.json"))
     assert sorted(splits["train"] + splits["val"] + splits["test"]) == sorted(
         f"case{c.pk:05d}" for c in three_cases
