@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -29,12 +30,53 @@ from inference.models import (
     PredictionSeries,
     TrainingRun,
 )
-from strokeaid_site.errors import NotFoundError
+from strokeaid_site.errors import ApplicationError, NotFoundError
 
 User = AbstractBaseUser | AnonymousUser
 
 #: Roles that read training runs and datasets.
 TRAINING_READ_ROLES = frozenset({DATA_MANAGER, NEUROLOGIST, REVIEWER})
+
+
+def case_ids_resolve(*, user: User, text: str) -> list[int] | None:
+    """Case ids of a form's "cases" field: codes (as shown in the case list) or ids.
+
+    Tokens are separated by spaces, commas or semicolons; an empty field gives None (the
+    default dataset). A token matching a case code wins over the same digits read as an id,
+    since codes are what users see. Only cases visible to ``user`` resolve.
+
+    Raises:
+        ApplicationError: some tokens name no visible case (listed in the message).
+    """
+    tokens = list(dict.fromkeys(text.replace(",", " ").replace(";", " ").split()))
+    if not tokens:
+        return None
+    visible = case_visible_queryset(user=user)
+    # Codes are matched case-insensitively: "qa-01" typed for "QA-01" is the same case.
+    by_code = {
+        code.lower(): pk
+        for pk, code in visible.annotate(code_lower=Lower("code"))
+        .filter(code_lower__in=[t.lower() for t in tokens])
+        .values_list("pk", "code")
+    }
+    digits = [int(t) for t in tokens if t.lower() not in by_code and t.isdigit()]
+    by_id = set(visible.filter(pk__in=digits).values_list("pk", flat=True)) if digits else set()
+    ids: list[int] = []
+    unknown: list[str] = []
+    for t in tokens:
+        if t.lower() in by_code:
+            ids.append(by_code[t.lower()])
+        elif t.isdigit() and int(t) in by_id:
+            ids.append(int(t))
+        else:
+            unknown.append(t)
+    if unknown:
+        raise ApplicationError(
+            _("Unknown cases: %(codes)s. Enter case codes as shown in the case list.")
+            % {"codes": ", ".join(unknown)},
+            {"unknown": unknown},
+        )
+    return list(dict.fromkeys(ids))
 
 
 def training_run_list_for_user(*, user: User) -> QuerySet[TrainingRun]:

@@ -14,12 +14,25 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.auth import request_user
-from accounts.roles import DATA_MANAGER, has_role, user_roles
-from cases.models import Case
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role, user_roles
+from cases.models import Case, Label
 from cases.selectors import case_get_for_user
 from inference import selectors, services
-from inference.services.prediction import prediction_can_request
+from inference.models import JobStatus, PredictionJob
+from inference.services.prediction import prediction_can_request, prediction_notes_display
 from strokeaid_site.errors import ApplicationError
+
+#: Default epochs of the training form: about 10 minutes for the phantom set on a CPU, and
+#: enough for the demo model to find lesions; a GPU server can take many more.
+DEFAULT_EPOCHS = 10
+
+#: Roles that open a model's review page and the annotation/prediction comparison.
+REVIEW_ROLES = (NEUROLOGIST, REVIEWER, DATA_MANAGER)
+
+
+def job_status_labels() -> dict[str, str]:
+    """``{status: translated label}`` of jobs, for pages whose JS updates status cells."""
+    return {str(value): str(label) for value, label in JobStatus.choices}
 
 
 def _require_any_role(request: HttpRequest) -> None:
@@ -53,6 +66,8 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "runs": runs,
             "curves": curves,
             "can_manage": has_role(request.user, DATA_MANAGER),
+            "can_review": has_role(request.user, *REVIEW_ROLES),
+            "default_epochs": DEFAULT_EPOCHS,
         },
     )
 
@@ -71,6 +86,7 @@ def training_run_page(request: HttpRequest, run_id: int) -> HttpResponse:
             "run": run,
             "curve": _curve(run),
             "api_url": reverse("inference-api:training-run-detail", args=[run.pk]),
+            "status_labels": job_status_labels(),
         },
     )
 
@@ -81,9 +97,10 @@ def training_run_start_view(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, DATA_MANAGER):
         raise PermissionDenied
     try:
-        epochs = int(request.POST.get("epochs") or 20)
-        raw_cases = (request.POST.get("cases") or "").replace(",", " ").split()
-        case_ids = [int(c) for c in raw_cases] or None
+        epochs = int(request.POST.get("epochs") or DEFAULT_EPOCHS)
+        case_ids = selectors.case_ids_resolve(
+            user=request.user, text=request.POST.get("cases") or ""
+        )
         params: dict[str, Any] = {}
         if request.POST.get("batch_size"):
             params["batch_size"] = int(request.POST["batch_size"])
@@ -124,11 +141,64 @@ def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str
     if not user_roles(request.user):
         return None
     jobs = list(selectors.prediction_list_for_case(user=request.user, case_id=case.pk)[:5])
+    can_compare = has_role(request.user, *REVIEW_ROLES)
+    labels = _labels_by_name(jobs)
     return {
-        "predictions": jobs,
+        "predictions": [
+            _prediction_row(job, labels=labels, can_compare=can_compare) for job in jobs
+        ],
         "active_model": services.model_active_get(),
         "can_predict": prediction_can_request(user=request_user(request), case=case),
         "post_url": reverse("inference-api:case-prediction-list", args=[case.pk]),
+        "editor_url": reverse("annotation:editor", args=[case.pk]),
+        "status_labels": job_status_labels(),
+    }
+
+
+def _labels_by_name(jobs: list[PredictionJob]) -> dict[tuple[int, str], Label]:
+    """The labels of the jobs' models by (label set, name), in one query."""
+    if not jobs:
+        return {}
+    set_ids = {job.model.label_set_id for job in jobs}
+    return {
+        (lab.label_set_id, lab.name): lab
+        for lab in Label.objects.filter(label_set_id__in=set_ids).order_by("value")
+    }
+
+
+def _prediction_row(
+    job: PredictionJob, *, labels: dict[tuple[int, str], Label], can_compare: bool
+) -> dict[str, Any]:
+    """One prediction of the panel: status, etiology, volumes per label, notes, links."""
+    lesions = job.lesions or {}
+    volumes = []
+    if job.volumes_ml:
+        for name, ml in job.volumes_ml.items():
+            if not ml:
+                continue  # labels the model did not find: the total and count say enough
+            label = labels.get((job.model.label_set_id, name))
+            volumes.append(
+                {
+                    "title": label.title if label is not None else name,
+                    "color": label.color if label is not None else "#888888",
+                    "ml": ml,
+                }
+            )
+    compare_url = None
+    if can_compare and job.status == JobStatus.DONE and job.reference_series_id:
+        compare_url = (
+            reverse("inference:review-series", args=[job.reference_series_id])
+            + f"?prediction={job.pk}"
+        )
+    return {
+        "job": job,
+        "active": job.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        "lesion_count": lesions.get("count"),
+        "total_ml": lesions.get("total_ml"),
+        "volumes": volumes,
+        "notes": prediction_notes_display(job.notes),
+        "compare_url": compare_url,
+        "detail_url": reverse("inference-api:prediction-detail", args=[job.pk]),
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -22,6 +23,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.roles import CLINICIAN, DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
 from cases import storage
@@ -260,9 +262,14 @@ def prediction_store(
     labels = {lab.value: lab for lab in Label.objects.filter(label_set=job.model.label_set)}
     name = {v: (labels[v].name if v in labels else str(v)) for v in output.probabilities}
     on_grid = [s for s in series if s.kind != "CT" and same_grid(s, reference)]
+    # Notes are stored in English (the API's data) and translated when shown
+    # (``prediction_notes_display``): the worker has no user language.
     notes = list(output.notes)
     if resampled:
-        notes.append(f"Resampled onto the {reference.kind} grid: {', '.join(resampled)}.")
+        notes.append(
+            gettext_noop("Resampled onto the %(reference)s grid: %(kinds)s.")
+            % {"reference": reference.kind, "kinds": ", ".join(resampled)}
+        )
     with storage.transactional():
         labels_key, _sha, _n = storage.write_array(
             storage.prediction_key(prediction_id=job.pk, series_id=reference.pk, name="labels.npy"),
@@ -321,6 +328,38 @@ def prediction_store(
             finished_at=timezone.now(),
         )
     return job
+
+
+#: Known notes (from the ML core's predictor and from ``prediction_store``) -> their
+#: translatable text; the named groups fill the placeholders.
+_NOTE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"^Series missing: (?P<kinds>.+); predicted from the others\.$"),
+        gettext_noop("Series missing: %(kinds)s; predicted from the others."),
+    ),
+    (
+        re.compile(r"^No lesion found: no etiology can be inferred from the images\.$"),
+        gettext_noop("No lesion found: no etiology can be inferred from the images."),
+    ),
+    (
+        re.compile(r"^Resampled onto the (?P<reference>\S+) grid: (?P<kinds>.+)\.$"),
+        gettext_noop("Resampled onto the %(reference)s grid: %(kinds)s."),
+    ),
+]
+
+
+def prediction_notes_display(notes: list[str] | None) -> list[str]:
+    """The notes of a prediction in the active language (unknown notes stay as stored)."""
+    shown = []
+    for note in notes or []:
+        text = str(note)
+        for pattern, message in _NOTE_PATTERNS:
+            match = pattern.match(text)
+            if match is not None:
+                text = _(message) % match.groupdict() if match.groupdict() else _(message)
+                break
+        shown.append(text)
+    return shown
 
 
 def prediction_label_volume(*, job: PredictionJob) -> np.ndarray:
