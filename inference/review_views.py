@@ -29,9 +29,8 @@ from inference.models import ExportJob, PredictionSeries
 from inference.services import agreement as agreement_services
 from inference.services import export as export_services
 from inference.services import review as review_services
+from inference.views import REVIEW_ROLES, job_status_labels
 from strokeaid_site.errors import ApplicationError
-
-REVIEW_ROLES = (NEUROLOGIST, REVIEWER, DATA_MANAGER)
 
 
 def _require(request: HttpRequest, *roles: str) -> None:
@@ -76,6 +75,9 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
     )
     job_ids = [p.job_id for p in predictions]
     query = {"annotation": numbers["annotation"] or "", "prediction": numbers["prediction"] or ""}
+    labels = list(labels_active())
+    titles = {lab.name: lab.title for lab in labels}
+    etiology = numbers["etiology"]
     return render(
         request,
         "inference/review/series.html",
@@ -87,7 +89,12 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
             "annotations": annotations,
             "predictions": predictions,
             "flags": review_services.prediction_flags(job_ids=job_ids),
-            "labels": list(labels_active()),
+            "labels": labels,
+            "metric_rows": _metric_rows(numbers.get("metrics"), labels),
+            "etiology_titles": {
+                key: titles.get(etiology.get(key) or "", etiology.get(key))
+                for key in ("confirmed", "annotation", "predicted")
+            },
             "diff_colors": review_services.DIFF_COLORS,
             "other_series": [
                 s for s in series_list_for_case(case=series.case) if s.pk != series.pk
@@ -98,6 +105,38 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
             "agreement_url": reverse("inference:review-agreement", args=[series.pk]),
         },
     )
+
+
+def _metric_rows(metrics: dict[str, Any] | None, labels: list[Label]) -> dict[str, Any]:
+    """Per-label rows of the comparison table with translated titles, and their means.
+
+    The metrics keep the ML core's convention (Dice = 1 when a label is absent from both
+    masks: nothing to miss). On the page that 1.000 reads as a perfect result, so such labels
+    show "not applicable" and stay out of the means.
+    """
+    if not metrics:
+        return {"rows": [], "mean": None}
+    by_name = {lab.name: lab for lab in labels}
+    rows = []
+    for name, m in metrics["labels"].items():
+        label = by_name.get(name)
+        rows.append(
+            {
+                "name": name,
+                "title": label.title if label is not None else name,
+                "color": label.color if label is not None else "#888888",
+                "present": bool(m.get("present")),
+                "m": m,
+            }
+        )
+    present = [r["m"] for r in rows if r["present"]]
+    mean = None
+    if present:
+        mean = {key: sum(m[key] for m in present) / len(present) for key in ("dice", "iou")} | {
+            "f1": sum(m["lesions"]["f1"] for m in present) / len(present),
+            "n": len(present),
+        }
+    return {"rows": rows, "mean": mean}
 
 
 @login_required
@@ -330,6 +369,7 @@ def exports_page(request: HttpRequest) -> HttpResponse:
             "jobs": list(ExportJob.objects.order_by("-created_at", "-id")[:30]),
             "labels": list(labels_active()),
             "formats": ExportJob.Format.choices,
+            "status_labels": job_status_labels(),
         },
     )
 
@@ -342,7 +382,8 @@ def _export_from_form(request: HttpRequest) -> ExportJob:
         "created_after": post.get("created_after") or None,
         "created_before": post.get("created_before") or None,
     }
-    explicit = [int(c) for c in (post.get("cases") or "").replace(",", " ").split()]
+    # Codes as the case list shows them (ids still work); unknown ones are a clear error.
+    explicit = selectors.case_ids_resolve(user=request.user, text=post.get("cases") or "")
     approved_only = bool(post.get("approved_only"))
     confirmed = post.get("confirmed", "yes")
     case_ids: list[int] | None
