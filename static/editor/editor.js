@@ -47,9 +47,14 @@
   }
 
   // ---- state ----------------------------------------------------------------------------------
+  // One etiology per case: the brush starts on the case's etiology label when it is set.
+  function caseLabelValue() {
+    const l = cfg.labels.find((x) => x.name === cfg.case.etiology);
+    return l ? l.value : null;
+  }
   const state = {
     tool: cfg.can_annotate ? "brush" : "wl",
-    label: cfg.labels.length ? cfg.labels[0].value : 1,
+    label: caseLabelValue() || (cfg.labels.length ? cfg.labels[0].value : 1),
     radius: 4,
     opacity: 0.45,
     outline: false,
@@ -345,6 +350,78 @@
     s.version++;
     updateSaveStatus();
     scheduleAutosave();
+    scheduleEtiologyCheck();
+  }
+
+  // ---- one etiology per case ------------------------------------------------------------------
+  // A confirmed case's lesions all carry its etiology; the server refuses to submit or approve
+  // a mask that mixes labels, so say it here, while drawing.
+  let etiologyTimer = null;
+  function scheduleEtiologyCheck() {
+    clearTimeout(etiologyTimer);
+    etiologyTimer = setTimeout(checkEtiology, 250);
+  }
+
+  function checkEtiology() {
+    const box = $("#etiology-warning");
+    if (!box) return;
+    const expected = caseLabelValue();
+    const found = new Set();
+    if (expected !== null) {
+      for (const s of Object.values(series)) {
+        const seen = new Uint8Array(256);
+        const arr = s.labels;
+        for (let i = 0; i < arr.length; i++) seen[arr[i]] = 1;
+        for (let v = 1; v < 256; v++) if (seen[v] && v !== expected) found.add(v);
+      }
+    }
+    if (!found.size) { box.hidden = true; box.textContent = ""; return; }
+    const names = Array.from(found).sort((a, b) => a - b)
+      .map((v) => (labelByValue[v] || {}).title || String(v)).join(", ");
+    const etiology = (labelByValue[expected] || {}).title || cfg.case.etiology;
+    box.textContent = interpolate(cfg.case.confirmed
+      ? gettext("One etiology per case: this mask has lesions labelled %(found)s, but the confirmed etiology is %(etiology)s. Relabel them or correct the etiology; submitting and approving are refused until then.")
+      : gettext("One etiology per case: this mask has lesions labelled %(found)s, but the case's etiology is %(etiology)s."),
+    { found: names, etiology }, true);
+    box.hidden = false;
+  }
+
+  // ---- editing a reviewed mask -------------------------------------------------------------------
+  // Editing a submitted or approved mask sends it back to draft (the reviewer did not see the
+  // new voxels): ask once per series before the first change.
+  function mayEdit(s) {
+    const a = s.annotation;
+    if (!a || s.editAcknowledged || (a.state !== "submitted" && a.state !== "approved")) return true;
+    const ok = window.confirm(a.state === "approved"
+      ? gettext("This mask is approved. Editing will return this mask to draft and it will need review again. Edit it?")
+      : gettext("This mask is waiting for review. Editing will return this mask to draft and it will need review again. Edit it?"));
+    if (ok) s.editAcknowledged = true;
+    return ok;
+  }
+
+  // ---- lesion navigation ---------------------------------------------------------------------------
+  /** Slices of ``s`` holding a lesion voxel in the mask (and the shown prediction), sorted. */
+  function lesionSlices(s) {
+    const out = [];
+    const pred = state.showPrediction ? s.prediction : null;
+    for (let z = 0; z < s.shape[0]; z++) {
+      const a = z * s.sliceSize, b = a + s.sliceSize;
+      let hit = false;
+      for (let i = a; i < b && !hit; i++) if (s.labels[i] !== 0 || (pred && pred[i] !== 0)) hit = true;
+      if (hit) out.push(z);
+    }
+    return out;
+  }
+
+  /** Moves the active view to the next (dir = 1) or previous (-1) slice with a lesion. */
+  function jumpLesion(dir) {
+    const vp = state.active;
+    if (!vp) return;
+    const zs = lesionSlices(vp.s);
+    if (!zs.length) { setSaveStatus(gettext("No lesion in this series"), "clean"); return; }
+    let target = dir > 0 ? zs.find((z) => z > vp.z) : zs.slice().reverse().find((z) => z < vp.z);
+    if (target === undefined) target = dir > 0 ? zs[0] : zs[zs.length - 1];  // wrap around
+    vp.setSlice(target, true);
   }
 
   function pushUndo(entry) {
@@ -455,7 +532,7 @@
   }
 
   function clearSlice(vp) {
-    if (!vp || !cfg.can_annotate || !state.ready) return;
+    if (!vp || !cfg.can_annotate || !state.ready || !mayEdit(vp.s)) return;
     const edit = beginEdit(vp);
     vp.s.slice(vp.z).fill(0);
     commitEdit(edit);
@@ -480,6 +557,7 @@
       else mode = state.tool;
       const editing = ["brush", "eraser", "scissors", "fill"].includes(mode);
       if (editing && (!cfg.can_annotate || !state.ready)) return;
+      if (editing && !mayEdit(vp.s)) return;
       drag = { mode, start: { x: e.pageX, y: e.pageY }, last: { x: e.pageX, y: e.pageY }, lastPixel: p };
       if (mode === "brush" || mode === "eraser") {
         drag.edit = beginEdit(vp);
@@ -579,6 +657,7 @@
     s.labels.set(buf);
     const etag = r.headers.get("ETag");
     if (etag) s.etag = etag;
+    scheduleEtiologyCheck();
     return s;
   }
 
@@ -722,6 +801,8 @@
     s.annotation = Object.assign({}, s.annotation, { state: a.state, etag: a.etag, review_comment: a.review_comment,
       revision: a.revision_count, state_display: stateDisplay(a.state), reviewer: a.reviewer });
     if (cfg.mode === "edit" && !s.dirty) s.etag = a.etag;
+    // A mask that went (back) to review asks again before the next change.
+    if (a.state === "submitted" || a.state === "approved") s.editAcknowledged = false;
     renderWorkflow();
   }
 
@@ -809,6 +890,9 @@
           confirmed: $("#case-confirmed").checked,
           note: $("#case-note").value,
         });
+        cfg.case.etiology = $("#case-etiology").value || null;
+        cfg.case.confirmed = $("#case-confirmed").checked;
+        checkEtiology();
         status.textContent = gettext("Case labelling saved.");
         status.className = "ok";
       } catch (err) {
@@ -945,6 +1029,8 @@
     on("#clear-slice", () => clearSlice(state.active));
     on("#save-button", () => save());
     on("#help-button", () => toggleHelp());
+    on("#lesion-prev", () => jumpLesion(-1));
+    on("#lesion-next", () => jumpLesion(1));
     $$(".dialog-close").forEach((b) => b.addEventListener("click", () => toggleHelp(false)));
   }
 
@@ -978,6 +1064,7 @@
         return;
       }
       const k = e.key.toLowerCase();
+      if (k === "n") { e.preventDefault(); jumpLesion(e.shiftKey ? -1 : 1); return; }
       const tools = { b: "brush", e: "eraser", p: "scissors", f: "fill", w: "wl", m: "pan", z: "zoom" };
       if (tools[k]) { setTool(tools[k]); return; }
       if (e.key === "[") setRadius(state.radius - 1);
@@ -1022,6 +1109,7 @@
       updateSaveStatus(gettext("Ready"));
       renderWorkflow();
       renderAll();
+      checkEtiology();
     }).catch((err) => setSaveStatus(err.message, "error"));
     window.addEventListener("resize", () => viewports.forEach((v) => v.resize()));
     window.addEventListener("beforeunload", (e) => {
@@ -1041,6 +1129,7 @@
     setTool,
     setLabel,
     setRadius,
+    jumpLesion,
     viewport: (kind) => viewports.find((v) => v.s.kind === kind),
     countLabel: (kind, value, z) => {
       const vp = viewports.find((v) => v.s.kind === kind);

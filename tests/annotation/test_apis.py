@@ -238,6 +238,8 @@ def APIClientAnon():
 def test_workflow_submit_approve_return(
     api_client_for, neurologist, reviewer, make_user, dwi, lesion_mask
 ):
+    # The phantom case is confirmed cardioembolic (2): one etiology per case.
+    lesion_mask = np.where(lesion_mask > 0, 2, 0).astype(np.uint8)
     author = api_client_for(neurologist)
     saved = put_raw(author, dwi, lesion_mask).json()
     aid = saved["annotation"]

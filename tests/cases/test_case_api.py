@@ -173,7 +173,7 @@ def test_patch_case(api_client_for, neurologist) -> None:
     client = api_client_for(neurologist)
     response = client.patch(
         f"/api/cases/{case.pk}/",
-        {"etiology": "lacunar", "confirmed": True, "note": "ECG: sinus", "status": "annotating"},
+        {"etiology": "lacunar", "confirmed": True, "note": "ECG: sinus", "status": "new"},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -182,7 +182,7 @@ def test_patch_case(api_client_for, neurologist) -> None:
         "lacunar",
         True,
         "ECG: sinus",
-        "annotating",
+        "new",
     )
     event = AuditEvent.objects.get(verb="case.updated")
     assert event.data["etiology"] == [None, "lacunar"]
