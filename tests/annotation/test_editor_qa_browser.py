@@ -70,14 +70,14 @@ def test_editing_an_approved_mask_asks_first(
     page.mouse.down()
     page.mouse.up()
     assert messages and "return this mask to draft" in messages[0]
-    assert not page.evaluate("strokeaidEditor.series[%d].dirty" % dwi.pk)
+    assert not page.evaluate(f"strokeaidEditor.series[{dwi.pk}].dirty")
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 5, y + 5, steps=2)
     page.mouse.up()
-    assert page.evaluate("strokeaidEditor.series[%d].dirty" % dwi.pk)
+    assert page.evaluate(f"strokeaidEditor.series[{dwi.pk}].dirty")
     page.locator("#save-button").click()
     page.wait_for_function("document.querySelector('#save-status').textContent === 'Saved'")
     assert Annotation.objects.get(pk=revision.annotation.pk).state == "draft"
