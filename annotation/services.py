@@ -188,7 +188,7 @@ def _annotation_for_write(
     *, series: Series, annotator: User | None, is_consensus: bool
 ) -> Annotation:
     """The (locked) annotation of ``annotator`` on ``series``, created when missing."""
-    qs = Annotation.objects.select_for_update().filter(series=series)
+    qs = Annotation.objects.select_for_update(of=("self",)).filter(series=series)
     qs = (
         qs.filter(is_consensus=True)
         if is_consensus
@@ -320,7 +320,7 @@ def annotation_revision_restore(
     _require_own(user=user, annotation=annotation)
     with storage.transactional():
         locked = (
-            Annotation.objects.select_for_update()
+            Annotation.objects.select_for_update(of=("self",))
             .select_related("series__case")
             .get(pk=annotation.pk)
         )
@@ -423,7 +423,7 @@ def _transition(
 ) -> Annotation:
     with transaction.atomic():
         locked = (
-            Annotation.objects.select_for_update()
+            Annotation.objects.select_for_update(of=("self",))
             .select_related("series__case__etiology", "current_revision")
             .get(pk=annotation.pk)
         )

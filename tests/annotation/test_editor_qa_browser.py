@@ -65,11 +65,12 @@ def test_editing_an_approved_mask_asks_first(
         dialog.dismiss()
 
     page.once("dialog", decline)
-    x, y, _ = centre(page, "DWI")
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.up()
+    # Playwright's click waits for the canvas to be stable and hit-testable (under load the
+    # toolbar and notices may still move it), then presses at its centre.
+    page.locator("#viewport-DWI .cs-element").click()
+    page.wait_for_function("document.body.dataset.editorReady === '1'")
     assert messages and "return this mask to draft" in messages[0]
+    x, y, _ = centre(page, "DWI")
     assert not page.evaluate(f"strokeaidEditor.series[{dwi.pk}].dirty")
 
     page.once("dialog", lambda dialog: dialog.accept())
