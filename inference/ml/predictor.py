@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 Backend = Literal["eager", "onnx", "auto"]
 
+#: How predicted lesion voxels are relabelled after the case-level vote (see
+#: :class:`Predictor`): ``"case"`` = every lesion voxel gets the case's etiology,
+#: ``"lesion"`` = every connected lesion gets its own majority label, ``"none"`` = raw
+#: per-voxel argmax.
+Relabel = Literal["case", "lesion", "none"]
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
@@ -86,7 +92,8 @@ class PredictionOutput:
     the clinical reading of a large territorial infarct outweighs a small one.
 
     Attributes:
-        label_volume: uint8 ``(z, y, x)`` label values after small-component removal.
+        label_volume: uint8 ``(z, y, x)`` label values after small-component removal and
+            relabelling (see ``Predictor(relabel=...)``).
         probabilities: ``{label value: vote share}``; sums to 1 when a lesion was found,
             all zeros otherwise.
         mean_probabilities: ``{label value: mean p_l over predicted lesion voxels}``
@@ -164,6 +171,28 @@ def _argmax_classes(p: torch.Tensor) -> torch.Tensor:
     return classes
 
 
+def _relabel_lesions(
+    labelled: npt.NDArray[Any], n: int, classes: npt.NDArray[np.uint8], k: int
+) -> npt.NDArray[np.uint8]:
+    """Give every voxel of each connected lesion the lesion's majority class.
+
+    Args:
+        labelled: component index per voxel (0 = background), ``n`` components.
+        n: number of components.
+        classes: class index per voxel (0 = background), ``k`` classes.
+        k: number of classes including background.
+
+    Returns:
+        New class volume; background stays 0. Ties keep the lower class index.
+    """
+    joint = np.bincount(
+        labelled.ravel().astype(np.int64) * k + classes.ravel(), minlength=(n + 1) * k
+    ).reshape(n + 1, k)
+    majority = (np.argmax(joint[:, 1:], axis=1) + 1).astype(np.uint8)
+    majority[0] = 0
+    return majority[labelled]
+
+
 class _SoftmaxHead(nn.Module):
     """Model + softmax, exported as one ONNX graph so the runtime also does the softmax."""
 
@@ -227,6 +256,7 @@ class Predictor:
         connectivity: int = 26,
         keep_probability_maps: bool = False,
         num_threads: int | None = None,
+        relabel: Relabel = "case",
     ) -> None:
         """Args:
         model: network built from ``spec`` (its mode is set to eval).
@@ -245,7 +275,24 @@ class Predictor:
         connectivity: 6, 18 or 26 (3-D connectivity of a lesion).
         keep_probability_maps: return float16 probability maps in the output.
         num_threads: CPU threads (default: all cores available to the process).
+        relabel: postprocessing of the lesion voxels' labels after the vote (the vote
+            itself and the lesion extent never change):
+
+            * ``"case"`` (default): every predicted lesion voxel gets the case's winning
+              etiology. Etiology is a property of the patient (TOAST assigns ONE
+              mechanism per stroke), not of single voxels, so a mask mixing labels is
+              clinically meaningless; the per-voxel argmax of a 2-D network flickers
+              between etiologies across slices and lesion parts because each slice sees
+              only part of the pattern (e.g. one of several emboli). Relabelling makes
+              the mask agree with the case label shown to the reader.
+            * ``"lesion"``: each connected lesion takes the majority label of its voxels
+              (consistent within a lesion, but lesions may still disagree -- useful to
+              inspect what each lesion on its own suggests).
+            * ``"none"``: raw per-voxel argmax (debugging / model analysis).
         """
+        if relabel not in ("case", "lesion", "none"):
+            raise ValueError(f"relabel must be 'case', 'lesion' or 'none'; got {relabel!r}")
+        self.relabel: Relabel = relabel
         self.spec = spec
         self.device = resolve_device(device)
         self.batch_size = max(1, batch_size)
@@ -421,10 +468,7 @@ class Predictor:
                 remap[keep] = np.arange(1, len(keep) + 1, dtype=labelled.dtype)
                 labelled = remap[labelled]
                 n = len(keep)
-        label_volume = self._values[classes]
         values = list(self.spec.label_values)
-        counts = np.bincount(classes.ravel(), minlength=k)
-        lesion_volume_ml = {v: float(counts[i + 1] * voxel_ml) for i, v in enumerate(values)}
         notes: list[str] = []
         lesion = torch.from_numpy(classes > 0)
         n_lesion_voxels = int(lesion.sum())
@@ -446,6 +490,15 @@ class Predictor:
             means = [0.0] * len(values)
             etiology, name, confidence = None, None, 0.0
             notes.append("No lesion found: no etiology can be inferred from the images.")
+        # Relabelling changes which label a lesion voxel carries, never whether it is lesion,
+        # so the vote above (over the lesion extent) is the same for every mode.
+        if n_lesion_voxels and self.relabel == "case":
+            classes[classes > 0] = np.uint8(winner + 1)
+        elif n_lesion_voxels and self.relabel == "lesion":
+            classes = _relabel_lesions(labelled, n, classes, k)
+        label_volume = self._values[classes]
+        counts = np.bincount(classes.ravel(), minlength=k)
+        lesion_volume_ml = {v: float(counts[i + 1] * voxel_ml) for i, v in enumerate(values)}
         lesions = self._lesions(labelled, n, classes, voxel_ml)
         maps = p.movedim(1, 0).to(torch.float16).numpy() if self.keep_probability_maps else None
         return PredictionOutput(

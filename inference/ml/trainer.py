@@ -145,7 +145,8 @@ class EpochReport:
         train_loss: mean training loss.
         lr: learning rate at the end of the epoch.
         metrics: validation metrics (empty when not validated this epoch): ``dice_<value>``
-            per label, ``dice_mean`` (foreground labels), ``lesion_f1``, ``lesion_precision``,
+            per label, ``dice_mean`` (foreground labels), ``lesion_dice`` (any label vs
+            background), ``lesion_f1``, ``lesion_precision``,
             ``lesion_recall``, ``case_accuracy``, ``case_macro_f1``.
         score: monitored validation score (``nan`` when not validated).
         is_best: this epoch improved the score (its weights are checkpointed).
@@ -221,12 +222,14 @@ def evaluate(
     labels = list(spec.label_values)
     pooled = {lab: OverlapCounts(0, 0, 0) for lab in labels}
     detection = LesionDetection(0, 0, 0, 0)
+    foreground = OverlapCounts(0, 0, 0)
     truths: list[int] = []
     preds: list[int | None] = []
     for case in cases:
         if case.mask is None:
             continue
         out = predictor.predict(case.volumes, case.spacing)
+        foreground = foreground + overlap_counts(out.label_volume != 0, case.mask != 0, [1])[1]
         for lab, counts in overlap_counts(out.label_volume, case.mask, labels).items():
             pooled[lab] = pooled[lab] + counts
         detection = detection + lesion_detection(
@@ -244,6 +247,9 @@ def evaluate(
     # inflate the score of a model that merely predicts nothing.
     seen = [c.dice for c in pooled.values() if c.tp + c.fp + c.fn > 0]
     metrics["dice_mean"] = float(np.mean(seen)) if seen else 1.0
+    # Label-agnostic lesion Dice: segmentation quality on its own (with the predictor's
+    # default case-level relabelling, the per-label Dice also reflects the case etiology).
+    metrics["lesion_dice"] = foreground.dice
     metrics["lesion_f1"] = detection.f1
     metrics["lesion_precision"] = detection.precision
     metrics["lesion_recall"] = detection.recall

@@ -153,6 +153,20 @@ def test_soft_dice_perfect_and_wrong() -> None:
     assert SoftDiceLoss()(wrong, target).item() > 0.9
 
 
+def test_soft_dice_ignores_classes_absent_from_the_batch() -> None:
+    # Class 2 is absent from the target; a small probability for it everywhere must not
+    # cost a whole class's share of the loss (cross-entropy handles its false positives).
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, 2:5, 2:5] = 1
+    logits = torch.nn.functional.one_hot(target, 3).permute(0, 3, 1, 2).float() * 5
+    assert SoftDiceLoss()(logits, target).item() < 0.05
+    empty = torch.zeros(2, 8, 8, dtype=torch.long)
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    loss = SoftDiceLoss()(x, empty)
+    loss.backward()
+    assert loss.item() == 0.0 and x.grad is not None
+
+
 def test_loss_decreases_when_overfitting_a_tiny_batch() -> None:
     torch.manual_seed(0)
     model = build_unet(in_channels=2, classes=3, encoder_depth=3, decoder_channels=(16, 8, 8))
@@ -414,7 +428,11 @@ def _postprocess_spec() -> ModelSpec:
 
 def test_postprocess_vote_volumes_and_small_component_removal() -> None:
     spec = _postprocess_spec()
-    predictor = Predictor(nn.Identity(), spec, "cpu", min_lesion_voxels=2, min_lesion_ml=0.01)
+    # Raw per-voxel labels ("none"): this test checks the vote and per-label volumes of the
+    # argmax itself; relabelling is tested below.
+    predictor = Predictor(
+        nn.Identity(), spec, "cpu", min_lesion_voxels=2, min_lesion_ml=0.01, relabel="none"
+    )
     probs = torch.zeros(4, 4, 10, 10)
     probs[:, 0] = 1.0
     region_a = (slice(1, 3), slice(1, 3), slice(1, 3))  # 8 voxels, class 1
@@ -442,6 +460,61 @@ def test_postprocess_vote_volumes_and_small_component_removal() -> None:
     assert small.label == 2 and small.centroid == (1.0, 6.5, 6.5)
     assert small.bbox == (1, 2, 6, 8, 6, 8)
     assert json.dumps(out.summary())
+
+
+def _mixed_lesion_probs() -> torch.Tensor:
+    """Two lesions on one slice: A (8 voxels) mostly label 1 with 2 voxels of label 2, B (4
+    voxels) label 4. Vote: 1 -> 6*0.7 + 2*0.3 = 4.8, 2 -> 6*0.2 + 2*0.6 + 4*0.3 = 3.6,
+    4 -> 4*0.6 = 2.4 (total 10.8)."""
+    probs = torch.zeros(3, 4, 10, 10)
+    probs[:, 0] = 1.0
+    cells = (
+        ((1, slice(1, 3), slice(1, 4)), (0.1, 0.7, 0.2, 0.0)),  # A, label 1 (6 voxels)
+        ((1, slice(1, 3), slice(4, 5)), (0.1, 0.3, 0.6, 0.0)),  # A, label 2 (2 voxels)
+        ((1, slice(6, 8), slice(6, 8)), (0.1, 0.0, 0.3, 0.6)),  # B, label 4 (4 voxels)
+    )
+    for (z, ys, xs), p in cells:
+        for k, v in enumerate(p):
+            probs[z, k, ys, xs] = v
+    return probs
+
+
+@pytest.mark.parametrize(
+    ("relabel", "volumes", "lesion_labels"),
+    [
+        ("none", {1: 6, 2: 2, 4: 4}, [1, 4]),
+        ("lesion", {1: 8, 2: 0, 4: 4}, [1, 4]),
+        ("case", {1: 12, 2: 0, 4: 0}, [1, 1]),
+    ],
+)
+def test_postprocess_relabel_modes_keep_vote_and_extent(
+    relabel: str, volumes: dict[int, int], lesion_labels: list[int]
+) -> None:
+    predictor = Predictor(nn.Identity(), _postprocess_spec(), "cpu", relabel=relabel)  # type: ignore[arg-type]
+    out = predictor.postprocess(_mixed_lesion_probs(), (5.0, 1.0, 1.0))  # voxel = 0.005 ml
+    # The vote and the lesion extent never depend on the relabel mode.
+    assert out.etiology == 1 and out.confidence == pytest.approx(4.8 / 10.8)
+    assert out.probabilities == {
+        1: pytest.approx(4.8 / 10.8),
+        2: pytest.approx(3.6 / 10.8),
+        4: pytest.approx(2.4 / 10.8),
+    }
+    assert int((out.label_volume > 0).sum()) == 12 and out.n_lesions == 2
+    counts = {v: int((out.label_volume == v).sum()) for v in (1, 2, 4)}
+    assert counts == volumes
+    assert out.lesion_volume_ml == {v: pytest.approx(n * 0.005) for v, n in volumes.items()}
+    assert [les.label for les in sorted(out.lesions, key=lambda les: les.bbox[4])] == (
+        lesion_labels
+    )
+
+
+def test_predictor_relabels_to_the_case_etiology_by_default() -> None:
+    predictor = Predictor(nn.Identity(), _postprocess_spec(), "cpu")
+    assert predictor.relabel == "case"
+    out = predictor.postprocess(_mixed_lesion_probs(), (5.0, 1.0, 1.0))
+    assert set(np.unique(out.label_volume).tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="relabel"):
+        Predictor(nn.Identity(), _postprocess_spec(), "cpu", relabel="slice")  # type: ignore[arg-type]
 
 
 def test_postprocess_without_lesion_gives_no_etiology() -> None:
