@@ -190,7 +190,8 @@ def _relabel_lesions(
     ).reshape(n + 1, k)
     majority = (np.argmax(joint[:, 1:], axis=1) + 1).astype(np.uint8)
     majority[0] = 0
-    return majority[labelled]
+    relabelled: npt.NDArray[np.uint8] = majority[labelled]
+    return relabelled
 
 
 class _SoftmaxHead(nn.Module):

@@ -3,8 +3,7 @@
 Users and cases that already exist are left as they are, so running it again changes nothing.
 The phantom cases go through the real ingestion service as DICOM (the path a hospital upload
 takes: de-identification, slice ordering, geometry); their ground-truth masks become approved
-annotations when the annotation app provides the import service, and the inference app trains
-its small demo model when it provides ``demo_model_ensure``.
+annotations, and a small demo model is trained on them (``inference.services.demo``).
 """
 
 from __future__ import annotations
@@ -39,15 +38,6 @@ DEMO_USERS: list[tuple[str, list[str], bool]] = [
 ]
 KINDS = ("DWI", "ADC", "FLAIR")
 SEED_BASE = 4100
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A teammate's service when its app provides it (the demo works without it)."""
-    try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
 
 
 class Command(BaseCommand):
@@ -119,14 +109,11 @@ class Command(BaseCommand):
         seed: int,
         dicom: bool,
     ) -> None:
-        ingest = _optional("cases.services.upload", "upload_ingest") if dicom else None
-        import_mask = _optional("annotation.services", "annotation_import_mask")
-        if ingest is None:
-            self.stdout.write("Ingestion service not available: storing phantom arrays directly.")
-        if import_mask is None:
-            self.stdout.write(
-                "Annotation import service not available: ground-truth masks not loaded."
-            )
+        from annotation.services import annotation_import_mask
+        from cases.services.upload import upload_ingest
+
+        ingest = upload_ingest if dicom else None
+        import_mask = annotation_import_mask
         made = 0
         for index in range(count):
             code = f"DEMO-{index + 1:04d}"
@@ -150,7 +137,7 @@ class Command(BaseCommand):
                     if ingest
                     else self._store_arrays(case, phantom)
                 )
-                if import_mask is not None and "DWI" in series:
+                if "DWI" in series:
                     self._import_mask(import_mask, users, series["DWI"], phantom)
             made += 1
             self.stdout.write(
@@ -217,14 +204,16 @@ class Command(BaseCommand):
 
     # --- model -----------------------------------------------------------------------------
     def _model(self) -> None:
-        ensure = _optional("inference.services.demo", "demo_model_ensure") or _optional(
-            "inference.services", "demo_model_ensure"
-        )
-        if ensure is None:
-            self.stdout.write("Demo model: the inference app provides none yet, skipped.")
-            return
+        from inference.models import ModelVersion
+        from inference.services.demo import demo_model_ensure
+
+        if not ModelVersion.objects.exists():
+            self.stdout.write(
+                "Demo model: training a small U-Net on the demo cases "
+                "(about 1-3 minutes on a CPU)...",
+            )
         started = time.monotonic()
-        model = ensure()
+        model = demo_model_ensure()
         if model is None:
             self.stdout.write("Demo model: none (nothing to train on, or training failed).")
         else:
