@@ -26,6 +26,31 @@ class JobStatus(models.TextChoices):
 ACTIVE_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+class Job(models.Model):
+    """What every background job row has: state, progress, error, task id and timestamps.
+
+    Services move ``status`` (queued -> running -> done | failed | interrupted); the API answers
+    202 with the row's id and clients follow it over REST or the websocket.
+    """
+
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=JobStatus.choices,
+        default=JobStatus.QUEUED,
+        db_index=True,
+    )
+    progress = models.FloatField(_("progress"), default=0.0)
+    error = models.TextField(_("error"), blank=True, default="")
+    task_id = models.CharField(_("task id"), max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class DatasetSnapshot(models.Model):
     """A frozen dataset: which cases, which mask revisions and which split each case is in.
 
@@ -99,17 +124,9 @@ class DatasetItem(models.Model):
         return f"{self.case_code} ({self.split})"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(Job):
     """One training of the U-Net on a dataset snapshot, run by the training cluster."""
 
-    status = models.CharField(
-        _("status"),
-        max_length=12,
-        choices=JobStatus.choices,
-        default=JobStatus.QUEUED,
-        db_index=True,
-    )
-    progress = models.FloatField(_("progress"), default=0.0)
     dataset = models.ForeignKey(
         DatasetSnapshot,
         on_delete=models.PROTECT,
@@ -125,8 +142,6 @@ class TrainingRun(models.Model):
     best_epoch = models.IntegerField(_("best epoch"), null=True, blank=True)
     device = models.CharField(_("device"), max_length=32, blank=True, default="")
     log = models.TextField(_("log"), blank=True, default="")
-    error = models.TextField(_("error"), blank=True, default="")
-    task_id = models.CharField(_("task id"), max_length=64, blank=True, default="")
     is_demo = models.BooleanField(_("demo"), default=False)
     activate = models.BooleanField(_("activate when done"), default=False)
     created_by = models.ForeignKey(
@@ -137,9 +152,6 @@ class TrainingRun(models.Model):
         related_name="+",
         verbose_name=_("started by"),
     )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     # Touched on every progress update; a running row whose heartbeat stopped is stale.
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
@@ -215,7 +227,7 @@ class ModelVersion(models.Model):
         return self.name
 
 
-class PredictionJob(models.Model):
+class PredictionJob(Job):
     """One prediction of a case with one model version; results stored per series."""
 
     case = models.ForeignKey(
@@ -227,14 +239,6 @@ class PredictionJob(models.Model):
         related_name="predictions",
         verbose_name=_("model"),
     )
-    status = models.CharField(
-        _("status"),
-        max_length=12,
-        choices=JobStatus.choices,
-        default=JobStatus.QUEUED,
-        db_index=True,
-    )
-    progress = models.FloatField(_("progress"), default=0.0)
     reference_series = models.ForeignKey(
         Series,
         on_delete=models.SET_NULL,
@@ -259,17 +263,12 @@ class PredictionJob(models.Model):
     lesions = models.JSONField(_("lesions"), default=dict, blank=True)
     notes = models.JSONField(_("notes"), default=list, blank=True)
     timings = models.JSONField(_("timings"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True, default="")
-    task_id = models.CharField(_("task id"), max_length=64, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("requested by"),
     )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("prediction")
@@ -309,7 +308,7 @@ class PredictionSeries(models.Model):
         return f"{self.job_id}/{self.series_id}"
 
 
-class ExportJob(models.Model):
+class ExportJob(Job):
     """A dataset export (nnU-Net raw layout or DICOM SEG) built by a background task.
 
     The zip lives in ``cases.storage`` under ``result_key``; ``manifest`` repeats the zip's
@@ -320,14 +319,6 @@ class ExportJob(models.Model):
         NNUNET = "nnunet", _("nnU-Net raw dataset")
         DICOM_SEG = "dicom-seg", _("DICOM SEG")
 
-    status = models.CharField(
-        _("status"),
-        max_length=12,
-        choices=JobStatus.choices,
-        default=JobStatus.QUEUED,
-        db_index=True,
-    )
-    progress = models.FloatField(_("progress"), default=0.0)
     format = models.CharField(_("format"), max_length=12, choices=Format.choices)
     filters = models.JSONField(_("filters"), default=dict, blank=True)
     # The requested case ids (None = every confirmed case with an approved annotation).
@@ -344,8 +335,6 @@ class ExportJob(models.Model):
     result_bytes = models.BigIntegerField(_("size in bytes"), default=0)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, default="")
     manifest = models.JSONField(_("manifest"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True, default="")
-    task_id = models.CharField(_("task id"), max_length=64, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -354,9 +343,6 @@ class ExportJob(models.Model):
         related_name="+",
         verbose_name=_("requested by"),
     )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("export")
