@@ -18,20 +18,19 @@ Usage: ``.venv/bin/python bench/editor.py [--loads 5] [--saves 5]``.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _django import free_port, platform_env, start_platform, wait_http
+
 SHAPE = (25, 256, 256)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,38 +45,9 @@ CHROMIUM_ARGS = [
 TARGETS = {"first_render_ms_median": 1000.0, "save_ms_median": 100.0}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(port: int, path: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"server on port {port} did not answer {path} in {timeout:.0f} s")
-
-
 def prepare(work: Path) -> tuple[dict[str, str], int, str]:
     """Migrates a fresh SQLite, stores the phantom case; returns env, case id, session key."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "strokeaid_site.settings.local",
-        "STROKEAID_DATA_DIR": str(work / "platform"),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": f"sqlite:///{work / 'platform' / 'bench.sqlite3'}",
-    }
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
+    env = platform_env(work)
     import django
 
     django.setup()
@@ -122,23 +92,7 @@ def run(loads: int, saves: int) -> dict[str, Any]:
     try:
         env, case_id, session_key = prepare(work)
         port = free_port()
-        log = (work / "daphne.log").open("wb")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "strokeaid_site.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        server = start_platform(env, port, work / "daphne.log")
         wait_http(port, "/healthz")
         base = f"http://127.0.0.1:{port}"
         url = f"{base}/annotation/cases/{case_id}/"

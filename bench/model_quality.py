@@ -150,6 +150,9 @@ def main() -> None:
     p.add_argument("--context", type=int, default=1, help="2.5D context slices per side")
     p.add_argument("--lesion-fraction", type=float, default=0.7)
     p.add_argument("--empty-ratio", type=float, default=0.5)
+    p.add_argument("--balance-etiology", action="store_true", help="etiology-balanced slices")
+    p.add_argument("--lesion-class-boost", type=float, default=1.0, help="small-class CE factor")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     # "combined" = mean of per-label Dice, lesion-wise F1 and case macro-F1.
     p.add_argument("--monitor", default="combined", help="validation score for the best epoch")
     p.add_argument("--patience", type=int, default=3, help="early stopping (validations)")
@@ -186,6 +189,9 @@ def main() -> None:
             device=args.device,
             lesion_fraction=args.lesion_fraction,
             empty_ratio=args.empty_ratio,
+            balance_etiology=args.balance_etiology,
+            lesion_class_boost=args.lesion_class_boost,
+            num_threads=args.threads,
         )
         spec = spec_from_config(config, label_values=labels, label_names=names)
         t1 = time.perf_counter()

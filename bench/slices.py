@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,29 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _django import free_port, platform_env, start_platform, wait_http
+
 ORTHANC = "/usr/sbin/Orthanc"
 SHAPE = (25, 256, 256)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(port: int, path: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"server on port {port} did not answer {path} in {timeout:.0f} s")
 
 
 def ensure_orthanc() -> None:
@@ -66,16 +47,7 @@ def ensure_orthanc() -> None:
 
 def prepare_platform(work: Path) -> tuple[dict[str, str], int, str, list[Path]]:
     """Migrates a fresh SQLite, writes the phantom DICOM, ingests it; returns env and ids."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "strokeaid_site.settings.local",
-        "STROKEAID_DATA_DIR": str(work / "platform"),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": f"sqlite:///{work / 'platform' / 'bench.sqlite3'}",
-    }
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
+    env = platform_env(work)
     import django
 
     django.setup()
@@ -123,12 +95,6 @@ def prepare_platform(work: Path) -> tuple[dict[str, str], int, str, list[Path]]:
     token, _ = Token.objects.get_or_create(user=user)
     env["BENCH_INGESTION"] = ingestion
     return env, series.pk, token.key, files
-
-
-def start_platform(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    cmd.append("strokeaid_site.asgi:application")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 def start_orthanc(work: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
