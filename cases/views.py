@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -151,14 +151,6 @@ def _page_case(request: HttpRequest, case_id: int, *, for_write: bool = False) -
         raise PermissionDenied(error.message) from error
 
 
-def _link(url_name: str, case: Case, fallback: str) -> str:
-    """A teammate's page when its route exists, its documented path otherwise."""
-    try:
-        return reverse(url_name, args=[case.pk])
-    except NoReverseMatch:
-        return fallback
-
-
 def _thumbnail(series: Series) -> str:
     middle = int(series.shape[0]) // 2
     url = reverse("cases-api:series-slice-png", args=[series.pk, middle])
@@ -195,8 +187,8 @@ def _case_detail_page(
         "can_write": can_write,
         "can_archive": can_write and case_can_archive(user=request.user),
         "form": form if can_write else None,
-        "upload_url": _link("cases:upload", case, f"/cases/{case.pk}/upload/"),
-        "editor_url": _link("annotation:editor", case, f"/annotation/cases/{case.pk}/"),
+        "upload_url": reverse("cases:upload", args=[case.pk]),
+        "editor_url": reverse("annotation:editor", args=[case.pk]),
         "actions": case_actions_for(request, case),
         "panels": case_panels_render(request, case),
     }
