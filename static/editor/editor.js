@@ -414,6 +414,18 @@
   }
 
   /** Moves the active view to the next (dir = 1) or previous (-1) slice with a lesion. */
+  /** The slice of ``s`` with the most lesion voxels in its mask, or null without a lesion. */
+  function busiestSlice(s) {
+    let best = null, bestCount = 0;
+    for (let z = 0; z < s.shape[0]; z++) {
+      const a = z * s.sliceSize, b = a + s.sliceSize;
+      let count = 0;
+      for (let i = a; i < b; i++) if (s.labels[i] !== 0) count++;
+      if (count > bestCount) { best = z; bestCount = count; }
+    }
+    return best;
+  }
+
   function jumpLesion(dir) {
     const vp = state.active;
     if (!vp) return;
@@ -1088,7 +1100,7 @@
       bindMouse(vp);
     });
     if (!viewports.length) return;
-    // Start on the slice with the most lesion voxels once the masks are in; middle until then.
+    // The middle slice first; the busiest lesion slice once the masks are in (below).
     viewports.forEach((vp) => vp.setSlice(vp.z, false).catch((err) => setSaveStatus(err.message, "error")));
     setActive(viewports[0]);
     bindToolbar();
@@ -1103,7 +1115,13 @@
     Object.values(series).forEach((s) => s.first.then(() => s.loadVolume()).catch(() => null));
     const masks = Object.values(series).filter((s) => s.conf.mask_url)
       .map((s) => loadMask(s, s.conf.mask_url, s.prefetchedMask));
+    const startZ = viewports[0].z;
     Promise.all(masks).then(() => {
+      // The first question is "where is the stroke?": open on the slice with the most lesion
+      // voxels (synchronised), unless the user scrolled while the masks were loading.
+      const lead = viewports[0];
+      const z = busiestSlice(lead.s);
+      if (lead.z === startZ && z !== null && z !== lead.z) lead.setSlice(z, true);
       state.ready = true;
       document.body.dataset.editorReady = "1";
       updateSaveStatus(gettext("Ready"));
