@@ -25,6 +25,7 @@ from cases.selectors import (
     series_list_for_case,
 )
 from inference import selectors
+from inference.exporters.base import pseudonym
 from inference.models import ExportJob, PredictionSeries
 from inference.services import agreement as agreement_services
 from inference.services import export as export_services
@@ -190,6 +191,22 @@ def series_review_action(request: HttpRequest, series_id: int) -> HttpResponse:
 
 
 # --- agreement ------------------------------------------------------------------------------
+def _with_usernames(data: dict[str, Any], *, series: Any) -> dict[str, Any]:
+    """The agreement with annotators' user names instead of their pseudonyms: a reviewer who
+    adjudicates must know whose mask is whose (pseudonyms stay in the API and in exports)."""
+    names = {
+        pseudonym(a.annotator_id, consensus=False): a.annotator.get_username()
+        for a in annotation_list_for_series(series=series)
+        if a.annotator is not None and not a.is_consensus
+    }
+    for row in data["annotations"]:
+        row["annotator"] = names.get(row["annotator"], row["annotator"])
+    for row in [*data["pairwise"], *data["kappa"]["cohen"]]:
+        row["a"] = names.get(row["a"], row["a"])
+        row["b"] = names.get(row["b"], row["b"])
+    return data
+
+
 @login_required
 def series_agreement_page(request: HttpRequest, series_id: int) -> HttpResponse:
     """``/models/review/series/<id>/agreement/``: pairwise Dice, kappas, adjudication."""
@@ -208,7 +225,7 @@ def series_agreement_page(request: HttpRequest, series_id: int) -> HttpResponse:
         except ApplicationError as exc:
             messages.error(request, exc.message)
         return HttpResponseRedirect(request.path)
-    data = agreement_services.series_agreement(series=series)
+    data = _with_usernames(agreement_services.series_agreement(series=series), series=series)
     return render(
         request,
         "inference/review/agreement.html",

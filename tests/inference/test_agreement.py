@@ -111,3 +111,6 @@ def test_consensus_pick_and_majority(
     client.force_login(reviewer)
     page = client.get(f"/models/review/series/{drawn_series.pk}/agreement/")
     assert page.status_code == 200 and b'id="consensus-form"' in page.content
+    # The adjudicating reviewer sees whose mask is whose; the API keeps pseudonyms.
+    html = page.content.decode()
+    assert ">neuro<" in html and ">neuro2<" in html and "annotator-" not in html
