@@ -143,6 +143,8 @@ class SliceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         case_index: ``(N,)`` index into ``case_ids``.
         slice_index: ``(N,)`` z index within its case.
         case_ids: ids of the source cases.
+        case_etiology: ``(len(case_ids),)`` int64 etiology label value per case (-1 when
+            unknown), or ``None``; used by etiology-balanced sampling.
     """
 
     x: torch.Tensor
@@ -151,6 +153,7 @@ class SliceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     case_index: torch.Tensor
     slice_index: torch.Tensor
     case_ids: list[str]
+    case_etiology: torch.Tensor | None = None
 
     def __len__(self) -> int:
         """Number of slices."""
@@ -161,7 +164,11 @@ class SliceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.x[index], self.y[index]
 
     def epoch_indices(
-        self, generator: torch.Generator, *, lesion_fraction: float | None = None
+        self,
+        generator: torch.Generator,
+        *,
+        lesion_fraction: float | None = None,
+        balance_etiology: bool = False,
     ) -> torch.Tensor:
         """Slice order for one epoch (``len(self)`` indices).
 
@@ -170,20 +177,43 @@ class SliceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             lesion_fraction: ``None`` for a plain permutation; otherwise indices are drawn
                 with replacement so that this expected fraction are lesion slices
                 (oversampling the rare lesion slices without copying them).
+            balance_etiology: draw lesion slices (all slices when ``lesion_fraction`` is
+                ``None``) so that every case etiology gets the same expected share. Lacunes
+                touch one or two slices per case, territorial infarcts many, so a plain
+                draw shows the network few lacunar slices per epoch even with equal case
+                counts. Empty slices stay uniform (they only teach background).
 
         Returns:
             int64 index tensor.
         """
         n = len(self)
         n_lesion = int(self.lesion.sum())
-        if lesion_fraction is None or n_lesion in (0, n):
+        balance = balance_etiology and self.case_etiology is not None
+        if (lesion_fraction is None or n_lesion in (0, n)) and not balance:
             return torch.randperm(n, generator=generator)
-        weights = torch.where(
-            self.lesion,
-            torch.tensor(lesion_fraction / n_lesion),
-            torch.tensor((1.0 - lesion_fraction) / (n - n_lesion)),
-        )
+        if lesion_fraction is None or n_lesion in (0, n):
+            weights = self._etiology_balanced(torch.ones(n, dtype=torch.bool))
+        else:
+            lesion_w = (
+                self._etiology_balanced(self.lesion) if balance else self.lesion.double() / n_lesion
+            )
+            weights = torch.where(
+                self.lesion,
+                lesion_fraction * lesion_w,
+                torch.tensor((1.0 - lesion_fraction) / (n - n_lesion), dtype=torch.float64),
+            )
         return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+    def _etiology_balanced(self, member: torch.Tensor) -> torch.Tensor:
+        """Float64 weights over the ``member`` slices summing to 1, equal per etiology."""
+        assert self.case_etiology is not None
+        etiology = self.case_etiology[self.case_index]
+        weights = torch.zeros(len(self), dtype=torch.float64)
+        groups = torch.unique(etiology[member])
+        for g in groups:
+            in_group = member & (etiology == g)
+            weights[in_group] = 1.0 / (len(groups) * int(in_group.sum()))
+        return weights
 
 
 def common_geometry(sizes: Sequence[tuple[int, int]], spec: ModelSpec) -> list[Geometry]:
@@ -274,4 +304,7 @@ def build_slice_dataset(
         ),
         slice_index=torch.from_numpy(np.concatenate(chosen).astype(np.int64)),
         case_ids=[c.case_id for c in cases],
+        case_etiology=torch.tensor(
+            [-1 if c.etiology is None else int(c.etiology) for c in cases], dtype=torch.int64
+        ),
     )

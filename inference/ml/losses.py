@@ -13,7 +13,11 @@ def label_counts(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def class_weights_from_counts(
-    counts: torch.Tensor, *, power: float = 0.5, max_weight: float = 10.0
+    counts: torch.Tensor,
+    *,
+    power: float = 0.5,
+    max_weight: float = 10.0,
+    small_lesion_boost: float = 1.0,
 ) -> torch.Tensor:
     """Inverse-(sqrt-)frequency class weights, the most frequent class weighing 1.
 
@@ -26,12 +30,16 @@ def class_weights_from_counts(
     Note: on phantoms every lesion class hits the clip, so lesion classes weigh alike per
     voxel. Rebalancing them further by inverse voxel frequency (lacunes get ~10x the
     weight of territorial infarcts) was tried and made training collapse (model_quality
-    bench: lesion Dice 0.81 -> 0.19), so it is not offered.
+    bench: lesion Dice 0.81 -> 0.19), so it is not offered. ``small_lesion_boost`` is the
+    bounded version: each lesion class (index >= 1) is multiplied by
+    ``sqrt(n_largest_lesion_class / n_c)`` clipped to ``[1, small_lesion_boost]`` (keep it
+    near 2), on top of the clipped weight.
 
     Args:
         counts: voxels per class index (background first).
         power: exponent (0.5 = inverse square root).
         max_weight: upper clip.
+        small_lesion_boost: cap of the extra factor for small lesion classes (1 = off).
 
     Returns:
         float32 weights, one per class.
@@ -41,7 +49,14 @@ def class_weights_from_counts(
     present = c > 0
     if present.any():
         weights[present] = (c.max() / c[present]) ** power
-    return weights.clamp(1.0, max_weight).float()
+    weights = weights.clamp(1.0, max_weight)
+    lesion = c[1:]
+    if small_lesion_boost > 1.0 and bool((lesion > 0).any()):
+        factor = torch.ones_like(lesion)
+        seen = lesion > 0
+        factor[seen] = (lesion.max() / lesion[seen]).sqrt().clamp(1.0, small_lesion_boost)
+        weights[1:] = weights[1:] * factor
+    return weights.float()
 
 
 class SoftDiceLoss(nn.Module):

@@ -57,6 +57,10 @@ class TrainConfig:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
         empty_ratio: empty slices kept per lesion slice (see ``build_slice_dataset``).
         lesion_fraction: expected share of lesion slices per epoch (``None``: plain shuffle).
+        balance_etiology: sample lesion slices so every case etiology gets the same share
+            per epoch (see ``SliceDataset.epoch_indices``).
+        lesion_class_boost: cap of the extra cross-entropy factor for small lesion classes
+            (see ``class_weights_from_counts``; 1 = off).
         ce_weight: cross-entropy factor.
         dice_weight: Dice factor.
         max_class_weight: clip of inverse-sqrt-frequency class weights.
@@ -83,6 +87,8 @@ class TrainConfig:
     device: str = "auto"
     empty_ratio: float = 0.5
     lesion_fraction: float | None = None
+    balance_etiology: bool = False
+    lesion_class_boost: float = 1.0
     ce_weight: float = 1.0
     dice_weight: float = 1.0
     max_class_weight: float = 10.0
@@ -357,7 +363,9 @@ def train(
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     weights = class_weights_from_counts(
-        label_counts(dataset.y, spec.classes), max_weight=config.max_class_weight
+        label_counts(dataset.y, spec.classes),
+        max_weight=config.max_class_weight,
+        small_lesion_boost=config.lesion_class_boost,
     )
     loss_fn = SegmentationLoss(
         class_weights=weights.to(device), ce_weight=config.ce_weight, dice_weight=config.dice_weight
@@ -395,7 +403,11 @@ def train(
     for epoch in range(1, config.epochs + 1):
         t_epoch = time.perf_counter()
         model.train()
-        order = dataset.epoch_indices(sample_gen, lesion_fraction=config.lesion_fraction)
+        order = dataset.epoch_indices(
+            sample_gen,
+            lesion_fraction=config.lesion_fraction,
+            balance_etiology=config.balance_etiology,
+        )
         if device.type == "cuda":
             order = order.to(device)
         loss_sum = torch.zeros((), device=device)

@@ -16,6 +16,7 @@ from torch import nn
 from inference.ml import metrics as M
 from inference.ml.data import (
     CaseArrays,
+    SliceDataset,
     build_slice_dataset,
     mask_to_classes,
     split_cases,
@@ -142,6 +143,18 @@ def test_class_weights_inverse_sqrt_clipped() -> None:
     assert torch.allclose(weights, torch.tensor([1.0, 8.0, 2.0, 8.0]))
     counts = label_counts(torch.tensor([[0, 0, 1], [2, 0, 1]]), 4)
     assert counts.tolist() == [3, 2, 1, 0]
+
+
+def test_small_lesion_class_boost_is_bounded() -> None:
+    counts = torch.tensor([100000, 400, 100, 25, 0])
+    plain = class_weights_from_counts(counts)
+    assert torch.equal(class_weights_from_counts(counts, small_lesion_boost=1.0), plain)
+    boosted = class_weights_from_counts(counts, small_lesion_boost=2.0)
+    # sqrt(400 / n) capped at 2: the largest lesion class keeps its weight, the 4x and 16x
+    # smaller ones get the full (bounded) factor 2; an absent class is left alone.
+    assert torch.allclose(boosted / plain, torch.tensor([1.0, 1.0, 2.0, 2.0, 1.0]))
+    mild = class_weights_from_counts(torch.tensor([100000, 400, 200]), small_lesion_boost=2.0)
+    assert math.isclose(float(mild[2] / mild[1]), math.sqrt(2), rel_tol=1e-5)
 
 
 def test_soft_dice_perfect_and_wrong() -> None:
@@ -331,8 +344,56 @@ def test_slice_dataset_keeps_lesion_slices_and_oversamples() -> None:
     assert len(full) == 20
     idx = full.epoch_indices(torch.Generator().manual_seed(0), lesion_fraction=0.8)
     assert len(idx) == 20 and float(full.lesion[idx].float().mean()) > 0.5
+    assert full.case_etiology is not None
+    assert full.case_etiology.tolist() == [LABELS[0], LABELS[1]]
     with pytest.raises(ValueError, match="not labels"):
         mask_to_classes(np.array([[[0, 9]]], dtype=np.uint8), spec)
+
+
+def test_etiology_balanced_sampling_gives_every_etiology_the_same_share() -> None:
+    # Case 0 (etiology 1) has 9 lesion slices, case 1 (etiology 4, lacune-like) only 1;
+    # 10 empty slices in case 0.
+    lesion = torch.tensor([True] * 9 + [True] + [False] * 10)
+    case_index = torch.tensor([0] * 9 + [1] + [0] * 10)
+    n = len(lesion)
+    ds = SliceDataset(
+        x=torch.zeros(n, 1, 2, 2),
+        y=torch.zeros(n, 2, 2, dtype=torch.long),
+        lesion=lesion,
+        case_index=case_index,
+        slice_index=torch.arange(n),
+        case_ids=["a", "b"],
+        case_etiology=torch.tensor([1, 4]),
+    )
+    draws = torch.cat(
+        [
+            ds.epoch_indices(g, lesion_fraction=0.8, balance_etiology=True)
+            for g in [torch.Generator().manual_seed(s) for s in range(200)]
+        ]
+    )
+    share_rare = float((draws == 9).float().mean())
+    share_lesion = float(lesion[draws].float().mean())
+    assert abs(share_rare - 0.4) < 0.03  # half of the 0.8 lesion share
+    assert abs(share_lesion - 0.8) < 0.03
+    plain = torch.cat(
+        [
+            ds.epoch_indices(torch.Generator().manual_seed(s), lesion_fraction=0.8)
+            for s in range(200)
+        ]
+    )
+    assert abs(float((plain == 9).float().mean()) - 0.08) < 0.02
+    # Without a lesion fraction all slices are balanced per etiology.
+    only = torch.cat(
+        [
+            ds.epoch_indices(torch.Generator().manual_seed(s), balance_etiology=True)
+            for s in range(200)
+        ]
+    )
+    assert abs(float((only == 9).float().mean()) - 0.5) < 0.03
+    # No etiology known: the option falls back to the plain permutation.
+    ds.case_etiology = None
+    perm = ds.epoch_indices(torch.Generator().manual_seed(0), balance_etiology=True)
+    assert sorted(perm.tolist()) == list(range(n))
 
 
 # --------------------------------------------------------------------------- metrics
