@@ -87,7 +87,7 @@ class TrainConfig:
     device: str = "auto"
     empty_ratio: float = 0.5
     lesion_fraction: float | None = None
-    balance_etiology: bool = False
+    balance_etiology: bool = True
     lesion_class_boost: float = 1.0
     ce_weight: float = 1.0
     dice_weight: float = 1.0
