@@ -84,7 +84,10 @@ TEMPLATES = [
 DATA_DIR = Path(env("STROKEAID_DATA_DIR")).resolve()
 
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'strokeaid.sqlite3'}"),
+    # An empty DATABASE_URL (as in a copied .env.example) means the embedded SQLite default.
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'strokeaid.sqlite3'}"
+    ),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -132,10 +135,10 @@ if STORAGE_BACKEND == "s3":
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": env("S3_BUCKET", default="strokeaid"),
-            "endpoint_url": env("S3_ENDPOINT_URL", default=None),
-            "access_key": env("S3_ACCESS_KEY_ID", default=None),
-            "secret_key": env("S3_SECRET_ACCESS_KEY", default=None),
-            "region_name": env("S3_REGION", default=None),
+            "endpoint_url": env("S3_ENDPOINT_URL", default="") or None,
+            "access_key": env("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env("S3_SECRET_ACCESS_KEY", default="") or None,
+            "region_name": env("S3_REGION", default="") or None,
             "default_acl": None,
             "file_overwrite": True,
         },

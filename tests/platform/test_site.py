@@ -164,3 +164,24 @@ def test_api_docs_load_swagger_ui_from_our_static_files(
     for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert f"/static/vendor/swagger-ui-dist/{name}" in page
         assert finders.find(f"vendor/swagger-ui-dist/{name}"), name
+
+
+def test_settings_load_from_a_copied_env_example() -> None:
+    """`cp .env.example .env` must give a working embedded site (empty values = defaults)."""
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    assert "DATABASE_URL" in values and "REDIS_URL" in values
+    env = {**os.environ, **values, "STROKEAID_DATA_DIR": "/tmp/strokeaid-env-example-check"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
