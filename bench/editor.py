@@ -56,26 +56,16 @@ def prepare(work: Path) -> tuple[dict[str, str], int, str]:
     from django.core.management import call_command
 
     from accounts.services import user_create
-    from cases.models import Series
     from cases.phantoms import generate_case
     from cases.services.case import case_create
-    from cases.services.series import series_create_from_array
+    from cases.services.series import series_create_from_phantom
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("collectstatic", verbosity=0, interactive=False)
     phantom = generate_case(etiology="cardioembolic", seed=2025, shape=SHAPE)
     user = user_create(username="bench", password="bench-pass-123", roles=["neurologist"])  # noqa: S106
     case = case_create(user=user, code="BENCH-0002", etiology="cardioembolic", confirmed=True)
-    for index, kind in enumerate(("DWI", "ADC", "FLAIR"), start=1):
-        series_create_from_array(
-            case=case,
-            kind=kind,
-            array=phantom.images[kind],
-            spacing=phantom.spacing,
-            affine=phantom.affine,
-            source=Series.Source.NIFTI,
-            series_uid=f"2.25.2025{index}",
-        )
+    series_create_from_phantom(case=case, phantom=phantom, uid_stem="2025")
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

@@ -38,7 +38,7 @@ def main() -> None:
     from cases.models import Series
     from cases.phantoms import ETIOLOGIES, generate_case
     from cases.services.case import case_create
-    from cases.services.series import series_create_from_array
+    from cases.services.series import series_create_from_phantom
     from inference.models import ExportJob
     from inference.services.export import export_build
 
@@ -55,19 +55,8 @@ def main() -> None:
         phantom = phantoms[n % len(phantoms)]
         etiology = etiologies[n % len(phantoms) % len(etiologies)]
         case = case_create(user=user, code=f"BX-{n:03d}", etiology=etiology, confirmed=True)
-        first = None
-        for index, kind in enumerate(("DWI", "ADC", "FLAIR")):
-            series = series_create_from_array(
-                case=case,
-                kind=kind,
-                array=phantom.images[kind],
-                spacing=phantom.spacing,
-                affine=phantom.affine,
-                source=Series.Source.NIFTI,
-                series_uid=f"2.25.9{n:04d}{index}",
-            )
-            first = first or series
-        annotation_import_mask(user=user, series=first, mask=phantom.mask, state="approved")
+        series = series_create_from_phantom(case=case, phantom=phantom, uid_stem=f"9{n:04d}")
+        annotation_import_mask(user=user, series=series["DWI"], mask=phantom.mask, state="approved")
     setup_s = time.perf_counter() - t0
 
     # The same arrays the export writes: stored volumes and masks, read from storage.

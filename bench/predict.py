@@ -38,7 +38,7 @@ def main() -> None:
     from cases.models import Label, LabelSet
     from cases.phantoms import generate_case
     from cases.services.case import case_create
-    from cases.services.series import series_create_from_array
+    from cases.services.series import series_create_from_phantom
     from inference.ml.networks import ModelSpec, build_from_spec, load_model, save_checkpoint
     from inference.models import PredictionJob
     from inference.services.prediction import prediction_run, predictor_for
@@ -48,15 +48,7 @@ def main() -> None:
     user = get_user_model().objects.create_superuser("bench", "bench@example.org", "x-Bench-123")
     phantom = generate_case(etiology="cardioembolic", seed=7)
     case = case_create(user=user, code="BENCH-0001", etiology="cardioembolic", confirmed=True)
-    for i, kind in enumerate(("DWI", "ADC", "FLAIR")):
-        series_create_from_array(
-            case=case,
-            kind=kind,
-            array=phantom.images[kind],
-            spacing=phantom.spacing,
-            affine=phantom.affine,
-            series_uid=f"2.25.99{i}",
-        )
+    series_create_from_phantom(case=case, phantom=phantom, uid_stem="99")
     label_set = LabelSet.objects.get(is_active=True)
     labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
     spec = ModelSpec(

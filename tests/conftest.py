@@ -153,23 +153,12 @@ def phantom_arrays() -> Any:
 @pytest.fixture
 def phantom_case(db: Any, neurologist: Any, phantom_arrays: Any) -> Any:
     """A confirmed cardioembolic case created by ``neurologist`` with DWI, ADC and FLAIR."""
-    from cases.models import Series
     from cases.services.case import case_create
-    from cases.services.series import series_create_from_array
+    from cases.services.series import series_create_from_phantom
 
     phantom = phantom_arrays
     case = case_create(user=neurologist, code="PH-0007", etiology=PHANTOM_ETIOLOGY, confirmed=True)
-    for index, kind in enumerate(("DWI", "ADC", "FLAIR"), start=1):
-        series_create_from_array(
-            case=case,
-            kind=kind,
-            array=phantom.images[kind],
-            spacing=phantom.spacing,
-            affine=phantom.affine,
-            source=Series.Source.NIFTI,
-            series_uid=f"2.25.{PHANTOM_SEED}00{index}",
-            description=f"Phantom {kind}",
-        )
+    series_create_from_phantom(case=case, phantom=phantom, uid_stem=f"{PHANTOM_SEED}00")
     case.refresh_from_db()
     case.phantom = phantom
     return case

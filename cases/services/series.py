@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.utils.translation import gettext as _
@@ -10,6 +11,9 @@ from django.utils.translation import gettext as _
 from cases import storage
 from cases.models import Case, Series, Study, Volume
 from strokeaid_site.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from cases.phantoms import PhantomCase
 
 # Stored voxel types: integers keep DICOM's stored values after rescale when they fit, floats
 # keep ADC maps and rescaled data exactly; everything else is converted to float32.
@@ -133,3 +137,31 @@ def series_create_from_array(
             Case.objects.filter(pk=case.pk).update(status=Case.Status.IMAGED)
             case.status = Case.Status.IMAGED
     return series
+
+
+def series_create_from_phantom(
+    *,
+    case: Case,
+    phantom: PhantomCase,
+    uid_stem: str,
+    kinds: Sequence[str] = ("DWI", "ADC", "FLAIR"),
+) -> dict[str, Series]:
+    """Stores the co-registered series of a synthetic phantom (``cases.phantoms``) in ``case``.
+
+    Demo data, tests and benchmarks use it to skip the DICOM round trip. Series UIDs are
+    ``2.25.<uid_stem><n>`` (n = 1, 2, ... in ``kinds`` order); all or nothing.
+    """
+    with storage.transactional():
+        return {
+            kind: series_create_from_array(
+                case=case,
+                kind=kind,
+                array=phantom.images[kind],
+                spacing=phantom.spacing,
+                affine=phantom.affine,
+                source=Series.Source.NIFTI,
+                series_uid=f"2.25.{uid_stem}{index}",
+                description=f"Phantom {kind}",
+            )
+            for index, kind in enumerate(kinds, start=1)
+        }

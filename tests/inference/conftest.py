@@ -11,10 +11,10 @@ import pytest
 
 from annotation.models import Annotation
 from annotation.services import annotation_import_mask
-from cases.models import Case, Series
+from cases.models import Case
 from cases.phantoms import generate_case
 from cases.services.case import case_create
-from cases.services.series import series_create_from_array
+from cases.services.series import series_create_from_phantom
 from inference.ml.networks import ModelSpec, build_from_spec, save_checkpoint
 from inference.models import ModelVersion
 from inference.services.prediction import predictor_cache_clear
@@ -63,16 +63,9 @@ def make_phantom_case(data_manager: Any) -> Callable[..., Case]:
             etiology=etiology,
             confirmed=True,
         )
-        series: dict[str, Series] = {}
-        for kind in kinds:
-            series[kind] = series_create_from_array(
-                case=case,
-                kind=kind,
-                array=phantom.images[kind],
-                spacing=phantom.spacing,
-                affine=phantom.affine,
-                series_uid=f"2.25.{seed}{counter['n']}{len(series)}",
-            )
+        series = series_create_from_phantom(
+            case=case, phantom=phantom, uid_stem=f"{seed}{counter['n']}", kinds=kinds
+        )
         if mask and kinds:
             annotation_import_mask(
                 user=data_manager,

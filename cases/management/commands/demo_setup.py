@@ -25,7 +25,7 @@ from cases import storage
 from cases.models import Case, Series
 from cases.phantoms import ETIOLOGIES, PhantomCase, generate_case, write_dicom_series
 from cases.services.case import case_create
-from cases.services.series import series_create_from_array
+from cases.services.series import series_create_from_phantom
 
 DEFAULT_PASSWORD = "strokeaid-demo"  # noqa: S105 - the documented, printed demo default
 # (username, roles, superuser): the data manager is "curator", as in the docs.
@@ -163,19 +163,9 @@ class Command(BaseCommand):
         return {s.kind: s for s in result.series}
 
     def _store_arrays(self, case: Case, phantom: PhantomCase) -> dict[str, Series]:
-        return {
-            kind: series_create_from_array(
-                case=case,
-                kind=kind,
-                array=phantom.images[kind],
-                spacing=phantom.spacing,
-                affine=phantom.affine,
-                source=Series.Source.NIFTI,
-                series_uid=f"2.25.{phantom.seed}{index}",
-                description=f"Phantom {kind}",
-            )
-            for index, kind in enumerate(KINDS, start=1)
-        }
+        return series_create_from_phantom(
+            case=case, phantom=phantom, uid_stem=str(phantom.seed), kinds=KINDS
+        )
 
     def _import_mask(
         self,
