@@ -235,6 +235,15 @@ def common_geometry(sizes: Sequence[tuple[int, int]], spec: ModelSpec) -> list[G
     return out
 
 
+def _fit_case(
+    stack: npt.NDArray[np.float32], mask: npt.NDArray[np.int64], geometry: Geometry
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """One case's slices and masks fitted to the network geometry (no-op when they fit)."""
+    x = fit_images(torch.from_numpy(stack), geometry).numpy()
+    y = fit_masks(torch.from_numpy(mask), geometry).numpy()
+    return x, y
+
+
 def build_slice_dataset(
     cases: Sequence[CaseArrays],
     spec: ModelSpec,
@@ -289,11 +298,18 @@ def build_slice_dataset(
         stacks.append(stack[z])
         masks.append(classes[z])
         chosen.append(z)
+        if spec.image_size is not None:
+            # Resizing needs no other case: shrink now so full-size stacks never pile up.
+            fitted = _fit_case(
+                stacks[-1], masks[-1], common_geometry([(stack.shape[2], stack.shape[3])], spec)[0]
+            )
+            stacks[-1], masks[-1] = fitted
     geometries = common_geometry([(s.shape[2], s.shape[3]) for s in stacks], spec)
     xs, ys = [], []
     for stack, mask, geometry in zip(stacks, masks, geometries, strict=True):
-        xs.append(fit_images(torch.from_numpy(stack), geometry).to(storage_dtype))
-        ys.append(fit_masks(torch.from_numpy(mask), geometry))
+        x_case, y_case = _fit_case(stack, mask, geometry)
+        xs.append(torch.from_numpy(x_case).to(storage_dtype))
+        ys.append(torch.from_numpy(y_case))
     y = torch.cat(ys)
     return SliceDataset(
         x=torch.cat(xs),

@@ -100,11 +100,35 @@ class SoftDiceLoss(nn.Module):
         return 1.0 - dice[present].mean()
 
 
+def lesion_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0
+) -> torch.Tensor:
+    """Batch soft Dice loss of "any lesion" (``1 - p_background``) against ``target > 0``.
+
+    The per-class Dice scores a lesion voxel labelled with the wrong etiology as a miss of
+    one class and a false positive of another, so it never rewards finding the lesion on its
+    own. This term does: lesion extent and etiology are separate questions (the case vote
+    settles the etiology afterwards).
+
+    Only the BACKGROUND logit receives its gradient (``1 - p_0 = sigmoid(logsumexp(z_1..K)
+    - z_0)`` with the log-sum-exp detached). Through the softmax it would otherwise raise
+    each lesion class in proportion to its current probability, reinforcing whichever
+    etiology already dominates; measured on the phantom benchmark, that cost case-level
+    macro-F1 0.82 -> 0.63 while lifting lesion Dice 0.82 -> 0.86.
+    """
+    z = logits.float()
+    lesion_p = torch.sigmoid(torch.logsumexp(z[:, 1:], dim=1).detach() - z[:, 0])
+    truth = (target > 0).to(lesion_p.dtype)
+    intersection = (lesion_p * truth).sum()
+    return 1.0 - (2 * intersection + smooth) / (lesion_p.sum() + truth.sum() + smooth)
+
+
 class SegmentationLoss(nn.Module):
-    """``ce_weight * weighted cross-entropy + dice_weight * soft Dice``.
+    """``ce_weight * weighted CE + dice_weight * soft Dice + lesion_dice_weight * lesion Dice``.
 
     Cross-entropy gives well-behaved per-voxel gradients and calibrated probabilities (the
-    case-level vote sums them); Dice counters the lesion/background imbalance.
+    case-level vote sums them); Dice counters the lesion/background imbalance; the lesion
+    Dice (:func:`lesion_dice_loss`) rewards the lesion extent whatever etiology it carries.
     """
 
     def __init__(
@@ -113,6 +137,7 @@ class SegmentationLoss(nn.Module):
         class_weights: torch.Tensor | None = None,
         ce_weight: float = 1.0,
         dice_weight: float = 1.0,
+        lesion_dice_weight: float = 0.0,
         include_background: bool = False,
     ) -> None:
         """Args:
@@ -120,11 +145,13 @@ class SegmentationLoss(nn.Module):
             :func:`class_weights_from_counts`), or ``None`` for unweighted.
         ce_weight: factor of the cross-entropy term.
         dice_weight: factor of the Dice term.
+        lesion_dice_weight: factor of the any-lesion Dice term.
         include_background: score background in the Dice term.
         """
         super().__init__()
         self.ce_weight = ce_weight
         self.dice_weight = dice_weight
+        self.lesion_dice_weight = lesion_dice_weight
         self.dice = SoftDiceLoss(include_background=include_background)
         self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", class_weights)
@@ -140,4 +167,6 @@ class SegmentationLoss(nn.Module):
             loss = loss + self.ce_weight * ce
         if self.dice_weight:
             loss = loss + self.dice_weight * self.dice(logits, target)
+        if self.lesion_dice_weight:
+            loss = loss + self.lesion_dice_weight * lesion_dice_loss(logits, target)
         return loss

@@ -83,6 +83,7 @@ class ModelSpec:
     Class index ``i`` (1..K) of the network output is the label with value
     ``label_values[i - 1]``; index 0 is background. Input channels are, in order: for each
     kind in ``channel_kinds`` its slices ``z - context_slices .. z + context_slices``, then
+    one whole-volume maximum-intensity projection per kind in ``projection_kinds``, then
     (when ``presence_flags``) one constant 0/1 channel per kind telling whether that series
     was present.
 
@@ -91,6 +92,11 @@ class ModelSpec:
         label_names: display names, same order as ``label_values``.
         channel_kinds: series kinds used as input (``"DWI"``, ``"ADC"``, ``"FLAIR"``).
         context_slices: neighbouring slices on each side used as extra channels (2.5D).
+        projection_kinds: kinds (a subset of ``channel_kinds``) whose maximum-intensity
+            projection along z is added to every slice as global context. A 2-D network sees
+            one slice, but the etiology is a whole-brain pattern (several territories, both
+            hemispheres, a chain of lesions): the DWI projection shows every bright lesion
+            of the case on each slice. ``()`` (older models) adds none.
         presence_flags: append one presence channel per kind (missing series -> zeros).
         encoder: smp encoder name.
         encoder_depth: encoder stages (3-5); inputs must be multiples of ``2**depth``.
@@ -105,6 +111,7 @@ class ModelSpec:
     label_names: tuple[str, ...]
     channel_kinds: tuple[str, ...] = DEFAULT_KINDS
     context_slices: int = 0
+    projection_kinds: tuple[str, ...] = ()
     presence_flags: bool = True
     encoder: str = DEFAULT_ENCODER
     encoder_depth: int = 5
@@ -127,6 +134,10 @@ class ModelSpec:
             raise ValueError("channel_kinds must be a non-empty list of distinct kinds")
         if self.context_slices < 0:
             raise ValueError("context_slices must be >= 0")
+        if len(set(self.projection_kinds)) != len(self.projection_kinds) or not set(
+            self.projection_kinds
+        ) <= set(self.channel_kinds):
+            raise ValueError("projection_kinds must be distinct kinds from channel_kinds")
         if not 1 <= self.encoder_depth <= 5:
             raise ValueError("encoder_depth must be in 1..5")
         if len(self.decoder_channels) != self.encoder_depth:
@@ -139,11 +150,15 @@ class ModelSpec:
             raise ValueError(f"unsupported architecture {self.architecture!r}")
 
     @property
+    def intensity_channels(self) -> int:
+        """Leading input channels that carry image intensities (slices and projections)."""
+        return len(self.channel_kinds) * (2 * self.context_slices + 1) + len(self.projection_kinds)
+
+    @property
     def in_channels(self) -> int:
-        """Number of network input channels implied by kinds, context and flags."""
-        per_kind = 2 * self.context_slices + 1
+        """Number of network input channels implied by kinds, context, projections, flags."""
         flags = len(self.channel_kinds) if self.presence_flags else 0
-        return len(self.channel_kinds) * per_kind + flags
+        return self.intensity_channels + flags
 
     @property
     def classes(self) -> int:
@@ -165,6 +180,7 @@ class ModelSpec:
             "in_channels": self.in_channels,
             "channel_kinds": list(self.channel_kinds),
             "context_slices": self.context_slices,
+            "projection_kinds": list(self.projection_kinds),
             "presence_flags": self.presence_flags,
             "classes": self.classes,
             "label_values": list(self.label_values),
@@ -188,6 +204,7 @@ class ModelSpec:
                 label_names=tuple(str(n) for n in data["label_names"]),
                 channel_kinds=tuple(str(k) for k in data.get("channel_kinds", DEFAULT_KINDS)),
                 context_slices=int(data.get("context_slices", 0)),
+                projection_kinds=tuple(str(k) for k in data.get("projection_kinds", ())),
                 presence_flags=bool(data.get("presence_flags", True)),
                 encoder=str(data.get("encoder", DEFAULT_ENCODER)),
                 encoder_depth=int(data.get("encoder_depth", 5)),

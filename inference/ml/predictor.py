@@ -43,6 +43,11 @@ Backend = Literal["eager", "onnx", "auto"]
 #: per-voxel argmax.
 Relabel = Literal["case", "lesion", "none"]
 
+#: How a voxel is called lesion: ``"lesion_first"`` = when the lesion classes together are
+#: more probable than background (then the most probable lesion class labels it);
+#: ``"argmax"`` = plain argmax over all classes.
+ForegroundRule = Literal["lesion_first", "argmax"]
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
@@ -92,8 +97,9 @@ class PredictionOutput:
     the clinical reading of a large territorial infarct outweighs a small one.
 
     Attributes:
-        label_volume: uint8 ``(z, y, x)`` label values after small-component removal and
-            relabelling (see ``Predictor(relabel=...)``).
+        label_volume: uint8 ``(z, y, x)`` label values: lesion voxels chosen by the
+            foreground rule (``Predictor(foreground=...)``), after small-component removal
+            and relabelling (``Predictor(relabel=...)``).
         probabilities: ``{label value: vote share}``; sums to 1 when a lesion was found,
             all zeros otherwise.
         mean_probabilities: ``{label value: mean p_l over predicted lesion voxels}``
@@ -169,6 +175,19 @@ def _argmax_classes(p: torch.Tensor) -> torch.Tensor:
         best = torch.maximum(best, p[:, k])
         classes.masked_fill_(better, k)
     return classes
+
+
+def _lesion_first_classes(p: torch.Tensor) -> torch.Tensor:
+    """Class per voxel of probabilities ``(z, K, y, x)``: lesion when ``p[0] < 0.5`` (the
+    lesion classes together beat background), then the most probable lesion class.
+
+    A plain argmax lets the etiology classes split a lesion's probability: a voxel with
+    background 0.4 and two etiologies at 0.3 each is 60 % lesion yet comes out as
+    background, which erodes lesions exactly where the network hesitates between
+    etiologies (the case vote settles the etiology afterwards anyway).
+    """
+    lesion_classes = _argmax_classes(p[:, 1:]) + 1
+    return lesion_classes.masked_fill_(p[:, 0] >= 0.5, 0)
 
 
 def _relabel_lesions(
@@ -258,6 +277,7 @@ class Predictor:
         keep_probability_maps: bool = False,
         num_threads: int | None = None,
         relabel: Relabel = "case",
+        foreground: ForegroundRule = "lesion_first",
     ) -> None:
         """Args:
         model: network built from ``spec`` (its mode is set to eval).
@@ -290,10 +310,15 @@ class Predictor:
               (consistent within a lesion, but lesions may still disagree -- useful to
               inspect what each lesion on its own suggests).
             * ``"none"``: raw per-voxel argmax (debugging / model analysis).
+        foreground: which voxels are lesion (see :data:`ForegroundRule`); the default
+            ``"lesion_first"`` asks "lesion or not" before "which etiology".
         """
         if relabel not in ("case", "lesion", "none"):
             raise ValueError(f"relabel must be 'case', 'lesion' or 'none'; got {relabel!r}")
+        if foreground not in ("lesion_first", "argmax"):
+            raise ValueError(f"foreground must be 'lesion_first' or 'argmax'; got {foreground!r}")
         self.relabel: Relabel = relabel
+        self.foreground: ForegroundRule = foreground
         self.spec = spec
         self.device = resolve_device(device)
         self.batch_size = max(1, batch_size)
@@ -453,7 +478,8 @@ class Predictor:
         k = self.spec.classes
         if p.ndim != 4 or p.shape[1] != k:
             raise ValueError(f"probabilities must be (z, {k}, y, x); got {tuple(p.shape)}")
-        classes = _argmax_classes(p).numpy()
+        rule = _lesion_first_classes if self.foreground == "lesion_first" else _argmax_classes
+        classes = rule(p).numpy()
         voxel_ml = voxel_volume_ml(spacing)
         labelled, n = ndimage.label(classes > 0, structure=structure(self.connectivity))
         removed = 0

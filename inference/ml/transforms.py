@@ -120,32 +120,40 @@ def stack_channels(
     kinds: Iterable[str] = DEFAULT_KINDS,
     *,
     context_slices: int = 0,
+    projection_kinds: Iterable[str] = (),
     presence_flags: bool = True,
     normalisation: NormalisationSpec | None = NormalisationSpec(),  # noqa: B008 - frozen
 ) -> FloatArray:
     """Assemble co-registered series into per-slice network channels.
 
     Channel order: for each kind, slices ``z - context_slices .. z + context_slices``
-    (edges repeat the first/last slice), then one presence flag per kind when
-    ``presence_flags``. A missing kind becomes zeros (after normalisation zero is the
-    foreground mean, i.e. "no information") and its flag is 0, so a study without ADC or
-    FLAIR still runs and the network can tell that the channel is empty.
+    (edges repeat the first/last slice), then for each of ``projection_kinds`` the
+    maximum-intensity projection of the normalised volume along z (the same plane on every
+    slice: global context), then one presence flag per kind when ``presence_flags``. A
+    missing kind becomes zeros (after normalisation zero is the foreground mean, i.e. "no
+    information"; its projection too) and its flag is 0, so a study without ADC or FLAIR
+    still runs and the network can tell that the channel is empty.
 
     Args:
         volumes: ``{kind: (z, y, x) array}``; extra kinds (e.g. ``"CT"``) are ignored.
         kinds: kinds to use, in channel order.
         context_slices: neighbouring slices per side (2.5D); 0 means plain 2D.
+        projection_kinds: kinds (among ``kinds``) whose z projection is appended.
         presence_flags: append presence channels.
         normalisation: per-series normalisation, or ``None`` to keep raw intensities.
 
     Returns:
         float32 array ``(z, C, y, x)`` with ``C = len(kinds) * (2 * context + 1)
-        (+ len(kinds))``.
+        + len(projection_kinds) (+ len(kinds))``.
 
     Raises:
-        ValueError: no requested kind is present, shapes differ, or a volume is not 3-D.
+        ValueError: no requested kind is present, shapes differ, a volume is not 3-D, or a
+            projection kind is not among ``kinds``.
     """
     kinds = tuple(kinds)
+    projections = tuple(projection_kinds)
+    if not set(projections) <= set(kinds):
+        raise ValueError(f"projection kinds {list(projections)} must be among {list(kinds)}")
     present: dict[str, npt.NDArray[Any]] = {}
     for kind in kinds:
         volume = volumes.get(kind)
@@ -161,7 +169,8 @@ def stack_channels(
         raise ValueError(f"volumes must be (z, y, x); got shape {shape}")
     nz, ny, nx = shape
     per_kind = 2 * context_slices + 1
-    n_channels = len(kinds) * per_kind + (len(kinds) if presence_flags else 0)
+    first_flag = len(kinds) * per_kind + len(projections)
+    n_channels = first_flag + (len(kinds) if presence_flags else 0)
     out = np.zeros((nz, n_channels, ny, nx), dtype=np.float32)
     for k_index, kind in enumerate(kinds):
         raw = present.get(kind)
@@ -175,8 +184,10 @@ def stack_channels(
         for j, offset in enumerate(range(-context_slices, context_slices + 1)):
             source = np.clip(np.arange(nz) + offset, 0, nz - 1)
             out[:, k_index * per_kind + j] = vol[source]
+        if kind in projections:
+            out[:, len(kinds) * per_kind + projections.index(kind)] = vol.max(axis=0)
         if presence_flags:
-            out[:, len(kinds) * per_kind + k_index] = 1.0
+            out[:, first_flag + k_index] = 1.0
     return out
 
 
@@ -186,6 +197,7 @@ def stack_for_spec(volumes: Mapping[str, npt.NDArray[Any] | None], spec: ModelSp
         volumes,
         spec.channel_kinds,
         context_slices=spec.context_slices,
+        projection_kinds=spec.projection_kinds,
         presence_flags=spec.presence_flags,
         normalisation=spec.normalisation,
     )

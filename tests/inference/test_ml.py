@@ -26,6 +26,7 @@ from inference.ml.losses import (
     SoftDiceLoss,
     class_weights_from_counts,
     label_counts,
+    lesion_dice_loss,
 )
 from inference.ml.networks import (
     ModelLoadError,
@@ -180,6 +181,30 @@ def test_soft_dice_ignores_classes_absent_from_the_batch() -> None:
     assert loss.item() == 0.0 and x.grad is not None
 
 
+def test_lesion_dice_counts_a_lesion_whatever_its_label() -> None:
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, 2:5, 2:5] = 1
+    right = torch.nn.functional.one_hot(target, 3).permute(0, 3, 1, 2).float() * 50
+    # Every lesion voxel found, all with the wrong etiology (class 2 instead of 1).
+    wrong_label = right[:, [0, 2, 1]]
+    assert lesion_dice_loss(right, target).item() < 1e-3
+    assert lesion_dice_loss(wrong_label, target).item() < 1e-3
+    assert SoftDiceLoss()(wrong_label, target).item() > 0.85
+    missed = torch.zeros_like(right)
+    missed[:, 0] = 50.0
+    assert lesion_dice_loss(missed, target).item() > 0.85
+    # Its gradient reaches only the background logit: it must not favour an etiology.
+    logits = torch.randn(1, 3, 8, 8, requires_grad=True)
+    lesion_dice_loss(logits, target).backward()
+    assert logits.grad is not None and bool(logits.grad[:, 0].abs().sum() > 0)
+    assert bool(logits.grad[:, 1:].eq(0).all())
+    with_term = SegmentationLoss(lesion_dice_weight=1.0)(missed, target)
+    without = SegmentationLoss()(missed, target)
+    assert with_term.item() == pytest.approx(
+        without.item() + lesion_dice_loss(missed, target).item()
+    )
+
+
 def test_loss_decreases_when_overfitting_a_tiny_batch() -> None:
     torch.manual_seed(0)
     model = build_unet(in_channels=2, classes=3, encoder_depth=3, decoder_channels=(16, 8, 8))
@@ -239,6 +264,36 @@ def test_stack_channels_missing_series_context_and_flags() -> None:
         stack_channels({"CT": dwi})
     with pytest.raises(ValueError, match="same grid"):
         stack_channels({"DWI": dwi, "ADC": np.zeros((3, 4, 5), np.float32)})
+
+
+def test_projection_channels_carry_the_whole_volume_on_every_slice() -> None:
+    dwi = np.zeros((4, 5, 5), dtype=np.float32)
+    dwi[0, 1, 1] = 3.0  # a lesion on the first slice...
+    dwi[3, 4, 2] = 2.0  # ...and another on the last
+    adc = np.ones((4, 5, 5), dtype=np.float32)
+    out = stack_channels(
+        {"DWI": dwi, "ADC": adc},
+        ("DWI", "ADC"),
+        projection_kinds=("DWI",),
+        normalisation=None,
+    )
+    # Channels: DWI slice, ADC slice, DWI projection, two presence flags.
+    assert out.shape == (4, 5, 5, 5)
+    for z in range(4):
+        assert out[z, 2, 1, 1] == 3.0 and out[z, 2, 4, 2] == 2.0
+        assert np.array_equal(out[z, 0], dwi[z])
+    assert np.all(out[:, 3:] == 1)
+    spec = tiny_spec(context_slices=1, projection_kinds=("DWI",))
+    assert spec.in_channels == 3 * 3 + 1 + 3 and spec.intensity_channels == 10
+    assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    # Models stored before projections existed load with none.
+    legacy = spec.to_dict()
+    del legacy["projection_kinds"], legacy["in_channels"]
+    assert ModelSpec.from_dict(legacy).projection_kinds == ()
+    with pytest.raises(ValueError, match="projection_kinds"):
+        tiny_spec(channel_kinds=("ADC",), projection_kinds=("DWI",))
+    with pytest.raises(ValueError, match="projection kinds"):
+        stack_channels({"DWI": dwi}, ("DWI",), projection_kinds=("FLAIR",))
 
 
 def test_geometry_pad_and_resize_roundtrip() -> None:
@@ -578,6 +633,25 @@ def test_predictor_relabels_to_the_case_etiology_by_default() -> None:
         Predictor(nn.Identity(), _postprocess_spec(), "cpu", relabel="slice")  # type: ignore[arg-type]
 
 
+def test_lesion_first_rule_keeps_voxels_whose_etiology_is_split() -> None:
+    probs = torch.zeros(1, 4, 6, 6)
+    probs[:, 0] = 1.0
+    # 60 % lesion split between two etiologies: background wins a plain argmax.
+    probs[0, :, 1:4, 1:4] = torch.tensor([0.4, 0.35, 0.25, 0.0])[:, None, None]
+    # Clear background (55 %) stays background under both rules.
+    probs[0, :, 5, 5] = torch.tensor([0.55, 0.45, 0.0, 0.0])
+    spacing = (5.0, 1.0, 1.0)
+    first = Predictor(nn.Identity(), _postprocess_spec(), "cpu", relabel="none")
+    assert first.foreground == "lesion_first"
+    out = first.postprocess(probs, spacing)
+    assert int((out.label_volume == 1).sum()) == 9 and int((out.label_volume > 0).sum()) == 9
+    assert out.etiology == 1 and out.n_lesions == 1
+    plain = Predictor(nn.Identity(), _postprocess_spec(), "cpu", foreground="argmax")
+    assert plain.postprocess(probs, spacing).n_lesions == 0
+    with pytest.raises(ValueError, match="foreground"):
+        Predictor(nn.Identity(), _postprocess_spec(), "cpu", foreground="max")  # type: ignore[arg-type]
+
+
 def test_postprocess_without_lesion_gives_no_etiology() -> None:
     predictor = Predictor(nn.Identity(), _postprocess_spec(), "cpu")
     probs = torch.zeros(2, 4, 8, 8)
@@ -699,7 +773,7 @@ def test_training_can_be_cancelled(tmp_path: Path) -> None:
             train_cases=cases,
             val_cases=[],
             spec=spec,
-            config=TrainConfig(epochs=1, context_slices=1),
+            config=TrainConfig(epochs=1, context_slices=config.context_slices + 1),
         )
 
 
