@@ -68,7 +68,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_from_spec(spec).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = SegmentationLoss().to(device)
+    loss_fn = SegmentationLoss(lesion_dice_weight=config.lesion_dice_weight).to(device)
     baseline = []
     n = x.shape[0]
     for _ in range(args.epochs):
