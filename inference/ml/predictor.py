@@ -40,7 +40,7 @@ Backend = Literal["eager", "onnx", "auto"]
 #: How predicted lesion voxels are relabelled after the case-level vote (see
 #: :class:`Predictor`): ``"case"`` = every lesion voxel gets the case's etiology,
 #: ``"lesion"`` = every connected lesion gets its own majority label, ``"none"`` = raw
-#: per-voxel argmax.
+#: per-voxel labels.
 Relabel = Literal["case", "lesion", "none"]
 
 #: How a voxel is called lesion: ``"lesion_first"`` = when the lesion classes together are
@@ -302,14 +302,14 @@ class Predictor:
             * ``"case"`` (default): every predicted lesion voxel gets the case's winning
               etiology. Etiology is a property of the patient (TOAST assigns ONE
               mechanism per stroke), not of single voxels, so a mask mixing labels is
-              clinically meaningless; the per-voxel argmax of a 2-D network flickers
+              clinically meaningless; the per-voxel labels of a 2-D network flicker
               between etiologies across slices and lesion parts because each slice sees
               only part of the pattern (e.g. one of several emboli). Relabelling makes
               the mask agree with the case label shown to the reader.
             * ``"lesion"``: each connected lesion takes the majority label of its voxels
               (consistent within a lesion, but lesions may still disagree -- useful to
               inspect what each lesion on its own suggests).
-            * ``"none"``: raw per-voxel argmax (debugging / model analysis).
+            * ``"none"``: raw per-voxel labels (debugging / model analysis).
         foreground: which voxels are lesion (see :data:`ForegroundRule`); the default
             ``"lesion_first"`` asks "lesion or not" before "which etiology".
         """
