@@ -15,13 +15,13 @@ from inference.services.training import training_run_execute, training_run_start
 
 logger = logging.getLogger(__name__)
 
-#: Kept short on CPU (about 80 s on 2 cores for the 12 demo phantom cases): 128 x 128 input and a
-#: light decoder. Fewer epochs leave too few optimiser steps on so few cases for the network to
-#: find any lesion (12 epochs predicted nothing); 60 finds them. Good enough to show overlays and
-#: a predicted etiology, not for clinical use. The last three settings keep the demo on the
-#: configuration checked on the 12 demo cases: the platform defaults (2.5D context, lesion
-#: oversampling, any-lesion Dice) are tuned on 200 cases and, in 60 epochs on 12, found the
-#: lesions but left the etiology classes undecided (every vote share about 0.2).
+#: Kept short on CPU (about 1.5-2 min on 2 cores for the 12 demo phantom cases): 128 x 128
+#: input and a light decoder. Fewer epochs leave too few optimiser steps on so few cases for
+#: the network to find any lesion (12 epochs predicted nothing); 60 finds them. Good enough to
+#: show overlays and a predicted etiology, not for clinical use. The last three settings keep
+#: the demo on the configuration checked on the 12 demo cases: the platform defaults (2.5D
+#: context, lesion oversampling, any-lesion Dice) are tuned on 200 cases and, in 60 epochs on
+#: 12, found the lesions but left the etiology classes undecided (every vote share about 0.2).
 DEMO_PARAMS: dict[str, Any] = {
     "batch_size": 16,
     "lr": 2e-3,
