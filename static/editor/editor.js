@@ -413,7 +413,6 @@
     return out;
   }
 
-  /** Moves the active view to the next (dir = 1) or previous (-1) slice with a lesion. */
   /** The slice of ``s`` with the most lesion voxels in its mask, or null without a lesion. */
   function busiestSlice(s) {
     let best = null, bestCount = 0;
@@ -426,6 +425,7 @@
     return best;
   }
 
+  /** Moves the active view to the next (dir = 1) or previous (-1) slice with a lesion. */
   function jumpLesion(dir) {
     const vp = state.active;
     if (!vp) return;

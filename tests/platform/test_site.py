@@ -21,6 +21,18 @@ from strokeaid_site.routing import websocket_urlpatterns
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``manage.py <args>`` in a child process with exactly ``env`` (settings load afresh)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_production_settings_pass_check_deploy() -> None:
     # The test process allows async-unsafe DB access for the live server; production must not.
     env = {
@@ -30,14 +42,7 @@ def test_production_settings_pass_check_deploy() -> None:
         "ALLOWED_HOSTS": "strokeaid.example.org",
         "DATABASE_URL": "sqlite:////tmp/strokeaid-deploy-check.sqlite3",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -176,12 +181,5 @@ def test_settings_load_from_a_copied_env_example() -> None:
     assert "DATABASE_URL" in values and "REDIS_URL" in values
     env = {**os.environ, **values, "STROKEAID_DATA_DIR": "/tmp/strokeaid-env-example-check"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _manage("check", env=env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -109,11 +109,6 @@ class Command(BaseCommand):
         seed: int,
         dicom: bool,
     ) -> None:
-        from annotation.services import annotation_import_mask
-        from cases.services.upload import upload_ingest
-
-        ingest = upload_ingest if dicom else None
-        import_mask = annotation_import_mask
         made = 0
         for index in range(count):
             code = f"DEMO-{index + 1:04d}"
@@ -133,12 +128,12 @@ class Command(BaseCommand):
                     note="Synthetic phantom (demo data, no patient).",
                 )
                 series = (
-                    self._ingest_dicom(ingest, users["neuro"], case, phantom)
-                    if ingest
+                    self._ingest_dicom(users["neuro"], case, phantom)
+                    if dicom
                     else self._store_arrays(case, phantom)
                 )
                 if "DWI" in series:
-                    self._import_mask(import_mask, users, series["DWI"], phantom)
+                    self._import_mask(users, series["DWI"], phantom)
             made += 1
             self.stdout.write(
                 f"Case {code}: {etiology}{' (confirmed)' if confirmed else ''}, "
@@ -147,10 +142,8 @@ class Command(BaseCommand):
         if not made:
             self.stdout.write("Demo cases: all present.")
 
-    def _ingest_dicom(
-        self, ingest: Callable[..., Any], user: Any, case: Case, phantom: PhantomCase
-    ) -> dict[str, Series]:
-        from cases.services.upload import UploadInput
+    def _ingest_dicom(self, user: Any, case: Case, phantom: PhantomCase) -> dict[str, Series]:
+        from cases.services.upload import UploadInput, upload_ingest
 
         with tempfile.TemporaryDirectory(prefix="strokeaid-demo-") as tmp:
             paths: list[Path] = []
@@ -159,7 +152,7 @@ class Command(BaseCommand):
             inputs = [
                 UploadInput(name=p.name, size=p.stat().st_size, opener=_opener(p)) for p in paths
             ]
-            result = ingest(user=user, case=case, inputs=inputs)
+            result = upload_ingest(user=user, case=case, inputs=inputs)
         return {s.kind: s for s in result.series}
 
     def _store_arrays(self, case: Case, phantom: PhantomCase) -> dict[str, Series]:
@@ -167,13 +160,9 @@ class Command(BaseCommand):
             case=case, phantom=phantom, uid_stem=str(phantom.seed), kinds=KINDS
         )
 
-    def _import_mask(
-        self,
-        import_mask: Callable[..., Any],
-        users: dict[str, Any],
-        dwi: Series,
-        phantom: PhantomCase,
-    ) -> None:
+    def _import_mask(self, users: dict[str, Any], dwi: Series, phantom: PhantomCase) -> None:
+        from annotation.services import annotation_import_mask
+
         if list(dwi.shape) != list(phantom.mask.shape):
             self.stderr.write(f"{dwi.case.code}: DWI grid differs from the phantom's, no mask")
             return
@@ -183,7 +172,7 @@ class Command(BaseCommand):
         if np.corrcoef(stored.ravel(), phantom.images["DWI"].ravel())[0, 1] < 0.95:
             self.stderr.write(f"{dwi.case.code}: stored DWI does not match the phantom, no mask")
             return
-        import_mask(
+        annotation_import_mask(
             user=users["reviewer"],
             annotator=users["neuro"],
             series=dwi,
