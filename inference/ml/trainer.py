@@ -307,6 +307,26 @@ class _Throttle:
         return False
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-step learning-rate schedule of ``config`` for a run of ``total_steps`` steps.
+
+    One-cycle warms up over 10 % of the steps, but at least two: PyTorch's ``OneCycleLR``
+    divides by ``pct_start * total_steps - 1``, so a run of exactly 10 steps (a small
+    dataset) would fail on its first step with 0.1. Runs too short to warm up (under 4
+    steps) use the cosine schedule.
+    """
+    if config.schedule == "onecycle" and total_steps >= 4:
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=total_steps,
+            pct_start=max(0.1, 2.0 / total_steps),
+        )
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+
+
 def train(
     *,
     train_cases: Sequence[CaseArrays],
@@ -396,13 +416,7 @@ def train(
     # BatchNorm cannot train on a batch of one slice: a trailing single slice is dropped.
     steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size >= 2 else 0)
     total_steps = max(1, steps_per_epoch * config.epochs)
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    if config.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.1
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    scheduler = make_scheduler(optimizer, config, total_steps)
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)

@@ -38,7 +38,13 @@ from inference.ml.networks import (
     save_checkpoint,
 )
 from inference.ml.predictor import Predictor
-from inference.ml.trainer import EpochReport, TrainConfig, spec_from_config, train
+from inference.ml.trainer import (
+    EpochReport,
+    TrainConfig,
+    make_scheduler,
+    spec_from_config,
+    train,
+)
 from inference.ml.transforms import (
     AugmentConfig,
     augment_batch,
@@ -752,6 +758,24 @@ def test_real_short_training_gives_a_loadable_checkpoint_and_prediction(tmp_path
     # A study without ADC/FLAIR still predicts, with a note.
     dwi_only = eager.predict({"DWI": case.volumes["DWI"]}, case.spacing)
     assert dwi_only.notes[0].startswith("Series missing: ADC, FLAIR")
+
+
+def test_learning_rate_schedules_run_for_every_short_run() -> None:
+    # OneCycleLR with a 10 % warm-up divides by zero on a run of exactly 10 steps.
+    for schedule in ("onecycle", "cosine"):
+        config = TrainConfig(schedule=schedule, lr=1e-3)  # type: ignore[arg-type]
+        for total in range(1, 41):
+            weight = nn.Parameter(torch.zeros(1))
+            optimizer = torch.optim.AdamW([weight], lr=config.lr)
+            scheduler = make_scheduler(optimizer, config, total)
+            rates = []
+            for _ in range(total):
+                rates.append(optimizer.param_groups[0]["lr"])  # the rate this step uses
+                optimizer.step()
+                scheduler.step()
+            assert all(0.0 <= r <= config.lr * (1 + 1e-9) for r in rates), (schedule, total)
+            if total >= 3:  # the rate comes down by the end of the run
+                assert rates[-1] < config.lr / 2, (schedule, total)
 
 
 def test_training_can_be_cancelled(tmp_path: Path) -> None:
