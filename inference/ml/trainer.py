@@ -313,9 +313,9 @@ def make_scheduler(
     """The per-step learning-rate schedule of ``config`` for a run of ``total_steps`` steps.
 
     One-cycle warms up over 10 % of the steps, but at least two: PyTorch's ``OneCycleLR``
-    divides by ``pct_start * total_steps - 1``, so a run of exactly 10 steps (a small
-    dataset) would fail on its first step with 0.1. Runs too short to warm up (under 4
-    steps) use the cosine schedule.
+    divides by ``pct_start * total_steps - 1``, so with a fixed 10 % warm-up a run of
+    exactly 10 steps (a small dataset) fails on its first step. Runs too short to warm up
+    (under 4 steps) use the cosine schedule.
     """
     if config.schedule == "onecycle" and total_steps >= 4:
         return torch.optim.lr_scheduler.OneCycleLR(
