@@ -28,6 +28,12 @@ from inference.ml.predictor import Predictor, _cpu_count, resolve_device
 from inference.ml.transforms import AugmentConfig, augment_batch
 
 Monitor = Literal["combined", "dice", "lesion_f1", "case_macro_f1"]
+StorageDtype = Literal["float32", "float16"]
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "monitor": ("combined", "dice", "lesion_f1", "case_macro_f1"),
+    "schedule": ("onecycle", "cosine"),
+    "storage_dtype": ("float32", "float16"),
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,12 @@ class TrainConfig:
         max_class_weight: clip of inverse-sqrt-frequency class weights.
         grad_clip: gradient-norm clip (0 disables).
         validate_every: run validation every N epochs (and after the last one).
+        storage_dtype: dtype of the in-memory training slices (``"float16"`` halves the
+            dataset's memory, host or GPU; every batch is computed in float32 or AMP anyway).
+
+    Raises:
+        ValueError: a choice field (``monitor``, ``schedule``, ``storage_dtype``) has a value
+            outside its choices.
     """
 
     epochs: int = 50
@@ -102,6 +114,12 @@ class TrainConfig:
     max_class_weight: float = 10.0
     grad_clip: float = 0.0
     validate_every: int = 1
+    storage_dtype: StorageDtype = "float32"
+
+    def __post_init__(self) -> None:
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (tuples as lists, nested augmentation as a dict)."""
@@ -385,7 +403,11 @@ def train(
     seed_everything(config.seed)
 
     dataset = build_slice_dataset(
-        train_cases, spec, empty_ratio=config.empty_ratio, seed=config.seed
+        train_cases,
+        spec,
+        empty_ratio=config.empty_ratio,
+        seed=config.seed,
+        storage_dtype=getattr(torch, config.storage_dtype),
     )
     n = len(dataset)
     if n < 2:

@@ -778,6 +778,30 @@ def test_learning_rate_schedules_run_for_every_short_run() -> None:
                 assert rates[-1] < config.lr / 2, (schedule, total)
 
 
+def test_half_storage_trains_like_float32_and_bad_choices_are_refused() -> None:
+    cases = [synthetic_case(f"s{i}", LABELS[i % 2], i, (4, 32, 32)) for i in range(4)]
+    losses = {}
+    for dtype in ("float32", "float16"):
+        config = TrainConfig(
+            epochs=2, batch_size=2, device="cpu", augment=AugmentConfig(False), storage_dtype=dtype
+        )  # type: ignore[arg-type]
+        spec = spec_from_config(
+            config,
+            label_values=LABELS,
+            label_names=NAMES,
+            encoder_depth=3,
+            decoder_channels=(16, 8, 8),
+        )
+        result = train(train_cases=cases, val_cases=[], spec=spec, config=config)
+        losses[dtype] = [r.train_loss for r in result.history]
+    # Same seed, same batches: only the float16 rounding of the stored slices differs.
+    assert losses["float16"] == pytest.approx(losses["float32"], rel=0.02)
+    assert losses["float16"] != losses["float32"]  # the option really changes the storage
+    for field, value in (("storage_dtype", "int8"), ("schedule", "step"), ("monitor", "loss")):
+        with pytest.raises(ValueError, match=field):
+            TrainConfig(**{field: value})
+
+
 def test_training_can_be_cancelled(tmp_path: Path) -> None:
     cases = [synthetic_case(f"s{i}", LABELS[i % 2], i, (4, 32, 32)) for i in range(2)]
     config = TrainConfig(epochs=5, batch_size=2, device="cpu", augment=AugmentConfig(False))

@@ -135,6 +135,18 @@ def test_unknown_hyper_parameter_is_rejected(
     assert "learning_speed" in response.json()["message"]
 
 
+def test_hyper_parameter_outside_its_choices_is_rejected(
+    make_phantom_case: Any, data_manager: Any, api_client_for: Any
+) -> None:
+    make_phantom_case("cardioembolic")
+    response = api_client_for(data_manager).post(
+        "/api/training-runs/", {"epochs": 1, "storage_dtype": "int8"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "storage_dtype must be one of float32, float16" in response.json()["message"]
+    assert not TrainingRun.objects.exists()
+
+
 def test_no_training_data_is_a_clear_error(data_manager: Any, api_client_for: Any) -> None:
     response = api_client_for(data_manager).post(
         "/api/training-runs/", {"epochs": 1}, format="json"
