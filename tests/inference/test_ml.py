@@ -802,6 +802,34 @@ def test_half_storage_trains_like_float32_and_bad_choices_are_refused() -> None:
             TrainConfig(**{field: value})
 
 
+def test_early_stopping_waits_for_patience_and_min_epochs() -> None:
+    # lr = 0: the weights never change, so every validation after the first is stale.
+    cases = [synthetic_case(f"s{i}", LABELS[i % 2], i, (4, 32, 32)) for i in range(3)]
+    stopped_at = {}
+    for min_epochs in (0, None, 10):
+        config = TrainConfig(
+            epochs=10,
+            batch_size=2,
+            lr=0.0,
+            device="cpu",
+            augment=AugmentConfig(False),
+            early_stopping_patience=2,
+            min_epochs=min_epochs,
+        )
+        spec = spec_from_config(
+            config,
+            label_values=LABELS,
+            label_names=NAMES,
+            encoder_depth=3,
+            decoder_channels=(16, 8, 8),
+        )
+        result = train(train_cases=cases[:2], val_cases=cases[2:], spec=spec, config=config)
+        assert result.best_epoch == 1
+        stopped_at[min_epochs] = (len(result.history), result.stopped_early)
+    # Two stale validations after epoch 1; by default not before half of the epochs.
+    assert stopped_at == {0: (3, True), None: (5, True), 10: (10, False)}
+
+
 def test_training_can_be_cancelled(tmp_path: Path) -> None:
     cases = [synthetic_case(f"s{i}", LABELS[i % 2], i, (4, 32, 32)) for i in range(2)]
     config = TrainConfig(epochs=5, batch_size=2, device="cpu", augment=AugmentConfig(False))
