@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -28,11 +28,13 @@ from inference.ml.predictor import Predictor, _cpu_count, resolve_device
 from inference.ml.transforms import AugmentConfig, augment_batch
 
 Monitor = Literal["combined", "dice", "lesion_f1", "case_macro_f1"]
+Schedule = Literal["onecycle", "cosine"]
 StorageDtype = Literal["float32", "float16"]
+#: Fields whose value must be one of their Literal type's choices.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "monitor": ("combined", "dice", "lesion_f1", "case_macro_f1"),
-    "schedule": ("onecycle", "cosine"),
-    "storage_dtype": ("float32", "float16"),
+    "monitor": get_args(Monitor),
+    "schedule": get_args(Schedule),
+    "storage_dtype": get_args(StorageDtype),
 }
 
 
@@ -104,7 +106,7 @@ class TrainConfig:
     early_stopping_patience: int = 10
     min_epochs: int | None = None
     monitor: Monitor = "combined"
-    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    schedule: Schedule = "onecycle"
     amp: bool = True
     channels_last: bool = True
     num_threads: int | None = None

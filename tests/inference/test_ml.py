@@ -72,6 +72,17 @@ def tiny_spec(**kwargs: Any) -> ModelSpec:
     return ModelSpec(**base)
 
 
+def tiny_spec_for(config: TrainConfig, decoder: tuple[int, ...] = (16, 8, 8)) -> ModelSpec:
+    """The three-stage spec matching a training ``config`` (fast CPU training tests)."""
+    return spec_from_config(
+        config,
+        label_values=LABELS,
+        label_names=NAMES,
+        encoder_depth=3,
+        decoder_channels=decoder,
+    )
+
+
 def synthetic_case(case_id: str, label: int, seed: int, shape: tuple[int, int, int]) -> CaseArrays:
     """Brain-like ellipse with a DWI-bright / ADC-dark blob labelled ``label``."""
     rng = np.random.default_rng(seed)
@@ -719,13 +730,7 @@ def test_checkpoint_write_is_atomic_and_bad_files_raise(
 def test_real_short_training_gives_a_loadable_checkpoint_and_prediction(tmp_path: Path) -> None:
     cases = make_cases()
     config = TrainConfig(epochs=1, batch_size=4, device="cpu", lesion_fraction=0.7)
-    spec = spec_from_config(
-        config,
-        label_values=LABELS,
-        label_names=NAMES,
-        encoder_depth=3,
-        decoder_channels=(32, 16, 8),
-    )
+    spec = tiny_spec_for(config, (32, 16, 8))
     reports: list[EpochReport] = []
     progress: list[float] = []
     ckpt = tmp_path / "run" / "best.pt"
@@ -785,13 +790,7 @@ def test_half_storage_trains_like_float32_and_bad_choices_are_refused() -> None:
         config = TrainConfig(
             epochs=2, batch_size=2, device="cpu", augment=AugmentConfig(False), storage_dtype=dtype
         )  # type: ignore[arg-type]
-        spec = spec_from_config(
-            config,
-            label_values=LABELS,
-            label_names=NAMES,
-            encoder_depth=3,
-            decoder_channels=(16, 8, 8),
-        )
+        spec = tiny_spec_for(config)
         result = train(train_cases=cases, val_cases=[], spec=spec, config=config)
         losses[dtype] = [r.train_loss for r in result.history]
     # Same seed, same batches: only the float16 rounding of the stored slices differs.
@@ -816,13 +815,7 @@ def test_early_stopping_waits_for_patience_and_min_epochs() -> None:
             early_stopping_patience=2,
             min_epochs=min_epochs,
         )
-        spec = spec_from_config(
-            config,
-            label_values=LABELS,
-            label_names=NAMES,
-            encoder_depth=3,
-            decoder_channels=(16, 8, 8),
-        )
+        spec = tiny_spec_for(config)
         result = train(train_cases=cases[:2], val_cases=cases[2:], spec=spec, config=config)
         assert result.best_epoch == 1
         stopped_at[min_epochs] = (len(result.history), result.stopped_early)
@@ -833,13 +826,7 @@ def test_early_stopping_waits_for_patience_and_min_epochs() -> None:
 def test_training_can_be_cancelled(tmp_path: Path) -> None:
     cases = [synthetic_case(f"s{i}", LABELS[i % 2], i, (4, 32, 32)) for i in range(2)]
     config = TrainConfig(epochs=5, batch_size=2, device="cpu", augment=AugmentConfig(False))
-    spec = spec_from_config(
-        config,
-        label_values=LABELS,
-        label_names=NAMES,
-        encoder_depth=3,
-        decoder_channels=(16, 8, 8),
-    )
+    spec = tiny_spec_for(config)
     result = train(
         train_cases=cases, val_cases=[], spec=spec, config=config, should_stop=lambda: True
     )
