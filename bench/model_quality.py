@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from inference.ml.metrics import (
     overlap_counts,
 )
 from inference.ml.predictor import Predictor, Relabel
-from inference.ml.trainer import TrainConfig, spec_from_config, train
+from inference.ml.trainer import StorageDtype, TrainConfig, spec_from_config, train
 from inference.ml.transforms import AugmentConfig
 
 
@@ -231,7 +231,7 @@ def main() -> None:
     # float32 (24 GB machine), 16.7 GB in float16. The default numbers were measured in float32.
     p.add_argument(
         "--storage",
-        choices=("float32", "float16"),
+        choices=get_args(StorageDtype),
         default="float32",
         help="dtype of the training/validation phantoms and slices in memory",
     )
