@@ -27,12 +27,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
-from accounts.permissions import role_required
-from accounts.roles import ROLES
-from cases.apis import FallbackContentNegotiation
 from cases.models import Series
 from cases.selectors import case_get_for_user, series_get_for_user
-from strokeaid_site.conf import app_settings
+from core.api import FallbackContentNegotiation, HasAnyRole
 from strokeaid_site.errors import ApplicationError, NotFoundError, TooLargeError
 
 from . import maskio, selectors, services
@@ -45,7 +42,6 @@ from .serializers import (
     SaveOutputSerializer,
 )
 
-HasAnyRole = role_required(*ROLES)
 MASK_CACHE = "private, no-cache"
 
 
@@ -210,7 +206,8 @@ class SeriesMaskNiftiApi(_SeriesMaskApi):
     source = AnnotationRevision.Source.API
 
     def _decode(self, request: Request, series: Series) -> Any:
-        body = _read_body(request, limit=int(app_settings.MAX_UPLOAD_BYTES))
+        # A gzip body is smaller than what it holds; an uncompressed one at most that size.
+        body = _read_body(request, limit=maskio.nifti_max_bytes(series))
         return maskio.mask_decode_nifti(series=series, body=body)
 
     @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
@@ -330,7 +327,18 @@ class _TransitionApi(APIView):
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:
         raise NotImplementedError
 
-    @extend_schema(request=CommentInputSerializer, responses=AnnotationOutputSerializer)
+    @extend_schema(
+        request=CommentInputSerializer,
+        responses=AnnotationOutputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="approve/return: the ETag of the reviewed revision (stale: 412)",
+            )
+        ],
+    )
     def post(self, request: Request, annotation_id: int) -> Response:
         data = CommentInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -356,7 +364,10 @@ class AnnotationApproveApi(_TransitionApi):
 
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:
         return services.annotation_approve(
-            user=request_user(request), annotation=annotation, comment=comment
+            user=request_user(request),
+            annotation=annotation,
+            comment=comment,
+            if_match=request.headers.get("If-Match"),
         )
 
 
@@ -365,7 +376,10 @@ class AnnotationReturnApi(_TransitionApi):
 
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:
         return services.annotation_return(
-            user=request_user(request), annotation=annotation, comment=comment
+            user=request_user(request),
+            annotation=annotation,
+            comment=comment,
+            if_match=request.headers.get("If-Match"),
         )
 
 

@@ -15,9 +15,34 @@ import numpy as np
 from django.utils.translation import gettext as _
 
 from cases.models import Series
-from strokeaid_site.errors import ApplicationError
+from strokeaid_site.errors import ApplicationError, TooLargeError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Room for a NIfTI header with extensions in front of the voxels.
+_NIFTI_HEADER_ROOM = 1024 * 1024
+#: The widest voxel type a label volume may reasonably come in (float64 / int64).
+_NIFTI_MAX_VOXEL_BYTES = 8
+
+
+def nifti_max_bytes(series: Series) -> int:
+    """The largest (uncompressed) NIfTI label volume that fits ``series``' grid."""
+    voxels = int(np.prod([int(n) for n in series.shape]))
+    return _NIFTI_HEADER_ROOM + voxels * _NIFTI_MAX_VOXEL_BYTES
+
+
+def _gunzip_bounded(body: bytes, limit: int) -> bytes:
+    """gzip-decompresses at most ``limit`` bytes; more is a 413, not an exhausted server."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ApplicationError(_("The body is not valid gzip."), {"error": str(exc)}) from exc
+    if len(data) > limit:
+        raise TooLargeError(
+            _("The decompressed mask is larger than any label volume of this series."),
+            {"limit": limit},
+        )
+    return data
 
 
 def mask_decode_raw(*, series: Series, body: bytes, gzipped: bool = False) -> np.ndarray:
@@ -52,9 +77,9 @@ def mask_decode_nifti(*, series: Series, body: bytes) -> np.ndarray:
     same convention as ``Series.affine``. A mask whose axes point elsewhere than the series'
     ones is refused: silently accepting it would flip lesions between hemispheres.
     """
+    if body[:2] == _GZIP_MAGIC:
+        body = _gunzip_bounded(body, nifti_max_bytes(series))
     try:
-        if body[:2] == _GZIP_MAGIC:
-            body = gzip.decompress(body)
         image = nib.Nifti1Image.from_bytes(body)
     except Exception as exc:  # nibabel raises many types for malformed files
         raise ApplicationError(
@@ -76,7 +101,13 @@ def mask_decode_nifti(*, series: Series, body: bytes) -> np.ndarray:
             _("The mask's orientation differs from the series' orientation."),
             {"expected": list(series_axes), "received": list(nib.aff2axcodes(image.affine))},
         )
-    data = np.asanyarray(image.dataobj)
+    try:
+        data = np.asanyarray(image.dataobj)
+    except (OSError, ValueError, EOFError) as exc:  # header fine, voxel data truncated
+        raise ApplicationError(
+            _("The NIfTI file's voxel data is incomplete or unreadable."),
+            {"error": str(exc)[:200]},
+        ) from exc
     return np.ascontiguousarray(data.transpose(2, 1, 0))
 
 

@@ -420,6 +420,7 @@ def _transition(
     verb: str,
     data: dict[str, Any] | None = None,
     check: Callable[[Annotation], None] | None = None,
+    if_match: str | None = None,
 ) -> Annotation:
     with transaction.atomic():
         locked = (
@@ -431,6 +432,12 @@ def _transition(
             raise ConflictError(
                 _("This annotation cannot move from its current state."),
                 {"state": locked.state, "to": to},
+            )
+        # A reviewer decides on the revision they looked at: a newer one is a 412.
+        if if_match and not _etag_matches(if_match, locked):
+            raise PreconditionFailedError(
+                _("The mask changed since you loaded it: review the current revision."),
+                {"current_etag": locked.etag, "revision": locked.revision_count},
             )
         if check is not None:
             check(locked)
@@ -497,10 +504,13 @@ def _require_reviewer(*, user: User, annotation: Annotation) -> None:
         raise ForbiddenError(_("You cannot review your own annotation."), {})
 
 
-def annotation_approve(*, user: User, annotation: Annotation, comment: str = "") -> Annotation:
+def annotation_approve(
+    *, user: User, annotation: Annotation, comment: str = "", if_match: str | None = None
+) -> Annotation:
     """Approves a submitted annotation (its current revision becomes training data once the
     case is confirmed). On a confirmed case a mask with labels other than the case's etiology
-    is refused (400): it would teach the model a contradiction."""
+    is refused (400): it would teach the model a contradiction. ``if_match``: the ETag of the
+    revision the reviewer looked at (stale: 412)."""
     _require_reviewer(user=user, annotation=annotation)
     return _transition(
         user=user,
@@ -511,11 +521,15 @@ def annotation_approve(*, user: User, annotation: Annotation, comment: str = "")
         verb="annotation.approved",
         data={"comment": comment} if comment else None,
         check=_check_labels_for_approve,
+        if_match=if_match,
     )
 
 
-def annotation_return(*, user: User, annotation: Annotation, comment: str) -> Annotation:
-    """Returns a submitted annotation to its annotator with a comment saying what to fix."""
+def annotation_return(
+    *, user: User, annotation: Annotation, comment: str, if_match: str | None = None
+) -> Annotation:
+    """Returns a submitted annotation to its annotator with a comment saying what to fix
+    (``if_match`` as for approval)."""
     _require_reviewer(user=user, annotation=annotation)
     if not comment.strip():
         raise ApplicationError(
@@ -529,6 +543,7 @@ def annotation_return(*, user: User, annotation: Annotation, comment: str) -> An
         fields={"reviewer": user, "reviewed_at": timezone.now(), "review_comment": comment},
         verb="annotation.returned",
         data={"comment": comment},
+        if_match=if_match,
     )
 
 

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from cases import rendering
-from cases.apis import _roles, _tokens
-from cases.apis.series import IMMUTABLE, _visible_series, png_etag
+from cases.apis.series import IMMUTABLE, png_etag, visible_series_cache
+from core.auth_cache import role_cache, token_cache
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -81,14 +81,14 @@ def _cached_png(scope: Scope) -> tuple[bytes | None, str] | None:
     domain, _port = split_domain_port(host)
     if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
         return None
-    cached_token = _tokens.get(auth[1])
+    cached_token = token_cache.get(auth[1])
     if cached_token is None:
         return None
     user = cached_token[0]
-    if not user.is_active or not _roles.get(user.pk):
+    if not user.is_active or not role_cache.get(user.pk):
         return None
     series_id, z = int(match.group(1)), int(match.group(2))
-    series = _visible_series.get((user.pk, series_id))
+    series = visible_series_cache.get((user.pk, series_id))
     if series is None or not 0 <= z < int(series.shape[0]):
         return None
     params = _params(scope.get("query_string", b""))

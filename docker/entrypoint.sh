@@ -12,7 +12,15 @@
 set -eu
 
 # The command that marks stale training runs interrupted (inference/management/commands).
-TRAINING_REAP_COMMAND="${TRAINING_REAP_COMMAND:-reap_training_runs}"
+TRAINING_REAP_COMMAND="${TRAINING_REAP_COMMAND:-reap_jobs}"
+
+# A worker killed after its grace period leaves its job "running"; the reap marks jobs whose
+# heartbeat stopped "interrupted" (visible to users, restartable) before taking new work. Live
+# jobs of other replicas keep beating and are left alone.
+reap_stale_jobs() {
+  python manage.py "$TRAINING_REAP_COMMAND" \
+    || echo "entrypoint: '$TRAINING_REAP_COMMAND' failed; starting the worker anyway" >&2
+}
 
 role="${1:-web}"
 case "$role" in
@@ -23,14 +31,12 @@ case "$role" in
       --websocket_timeout 86400 "$@" strokeaid_site.asgi:application
     ;;
   worker)
+    reap_stale_jobs
     exec python manage.py qcluster
     ;;
   training-worker)
     export Q_CLUSTER_NAME=training
-    # A worker killed after its grace period leaves its run "running" for ever; the reap marks
-    # such stale runs "interrupted" (visible to users, restartable) before taking new work.
-    python manage.py "$TRAINING_REAP_COMMAND" \
-      || echo "entrypoint: '$TRAINING_REAP_COMMAND' failed; starting the worker anyway" >&2
+    reap_stale_jobs
     exec python manage.py qcluster
     ;;
   migrate)

@@ -17,9 +17,9 @@ from rest_framework.views import APIView
 
 from accounts.auth import request_user
 from accounts.permissions import role_required
-from accounts.roles import DATA_MANAGER, ROLES
-from cases.apis import FallbackContentNegotiation
+from accounts.roles import DATA_MANAGER
 from cases.selectors import case_get_for_user, series_get_for_user
+from core.api import FallbackContentNegotiation, HasAnyRole
 from inference import selectors, services
 from inference.models import JobStatus, ModelVersion, PredictionJob, TrainingRun
 from inference.rendering import label_volume_nifti_gz
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     # Stub-only protocol: what APIView.get_permissions returns in drf-stubs.
     from rest_framework.permissions import _SupportsHasPermission
 
-HasAnyRole = role_required(*ROLES)
 IsDataManager = role_required(DATA_MANAGER)
 
 
@@ -52,7 +51,7 @@ class TrainingRunListApi(APIView):
 
     @extend_schema(responses=TrainingRunListSerializer(many=True))
     def get(self, request: Request) -> Response:
-        from cases.apis import PageNumberPagination
+        from core.api import PageNumberPagination
 
         qs = selectors.training_run_list_for_user(user=request.user)
         paginator = PageNumberPagination()

@@ -1,4 +1,4 @@
-"""App config for inference: registers job kinds for live progress and the case-page panel."""
+"""App config for inference: job kinds for live progress, navigation and case-page extensions."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -9,23 +9,31 @@ class InferenceConfig(AppConfig):
     verbose_name = _("Inference")
 
     def ready(self) -> None:
+        from accounts.roles import DATA_MANAGER
+        from annotation.hooks import register_prediction_overlay
+        from cases.panels import register_case_action, register_case_panel
         from strokeaid_site.events import register_job_kind
+        from strokeaid_site.navigation import register_nav_item
 
         from . import selectors
+        from .review_views import case_review_link
+        from .services.export import export_can_view
+        from .views import case_predictions_panel_context
 
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
-        from annotation.hooks import register_prediction_overlay
-
+        register_job_kind("export", export_can_view)
         register_prediction_overlay(selectors.prediction_overlay_url)
-        from . import review_setup  # noqa: F401 - review/export pages, job kind, nav, action
-
-        try:
-            from cases.panels import register_case_panel
-        except ImportError:  # the case page has no panels: the standalone page remains
-            return
-        from .views import case_predictions_panel_context
-
+        # The models page lists versions and training runs: the roles that read training runs
+        # open the model review and get the menu entry. Clinicians may open the page too, but
+        # they only need the active model, which their case page names.
+        register_nav_item(
+            _("Models"), "inference:models", roles=selectors.TRAINING_READ_ROLES, order=30
+        )
+        register_nav_item(_("Exports"), "inference:exports", roles={DATA_MANAGER}, order=60)
         register_case_panel(
             "inference/_case_predictions.html", case_predictions_panel_context, order=30
+        )
+        register_case_action(
+            _("Compare with model"), case_review_link, order=40, key="inference-review"
         )

@@ -13,42 +13,10 @@ from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case, Label, LabelSet, Series
 
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    DONE = "done", _("Done")
-    FAILED = "failed", _("Failed")
-    INTERRUPTED = "interrupted", _("Interrupted")
-
-
-#: States of a job that is still going: a duplicate request returns that job.
-ACTIVE_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
-class Job(models.Model):
-    """What every background job row has: state, progress, error, task id and timestamps.
-
-    Services move ``status`` (queued -> running -> done | failed | interrupted); the API answers
-    202 with the row's id and clients follow it over REST or the websocket.
-    """
-
-    status = models.CharField(
-        _("status"),
-        max_length=12,
-        choices=JobStatus.choices,
-        default=JobStatus.QUEUED,
-        db_index=True,
-    )
-    progress = models.FloatField(_("progress"), default=0.0)
-    error = models.TextField(_("error"), blank=True, default="")
-    task_id = models.CharField(_("task id"), max_length=64, blank=True, default="")
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-
-    class Meta:
-        abstract = True
+# Re-exported: the services and pages read them from here.
+from core.models import ACTIVE_STATES as ACTIVE_STATES
+from core.models import Job, one_active_job
+from core.models import JobStatus as JobStatus
 
 
 class DatasetSnapshot(models.Model):
@@ -152,13 +120,13 @@ class TrainingRun(Job):
         related_name="+",
         verbose_name=_("started by"),
     )
-    # Touched on every progress update; a running row whose heartbeat stopped is stale.
-    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("training run")
         verbose_name_plural = _("training runs")
         ordering = ["-created_at", "-id"]
+        # One run trains at a time: every run has the same target.
+        constraints = [one_active_job("training_run_one_active")]
 
     def __str__(self) -> str:
         return f"training {self.pk} ({self.status})"
@@ -275,6 +243,7 @@ class PredictionJob(Job):
         verbose_name_plural = _("predictions")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["case", "model", "status"])]
+        constraints = [one_active_job("prediction_job_one_active")]
 
     def __str__(self) -> str:
         return f"prediction {self.pk} ({self.status})"
@@ -348,6 +317,7 @@ class ExportJob(Job):
         verbose_name = _("export")
         verbose_name_plural = _("exports")
         ordering = ["-created_at", "-id"]
+        constraints = [one_active_job("export_job_one_active")]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.status})"

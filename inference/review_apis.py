@@ -20,17 +20,16 @@ from rest_framework.views import APIView
 
 from accounts.auth import request_user
 from accounts.permissions import role_required
-from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, ROLES
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER
 from cases import storage
-from cases.apis import FallbackContentNegotiation
 from cases.selectors import series_get_for_user
+from core.api import FallbackContentNegotiation
 from inference.models import ExportJob, JobStatus
 from inference.services import agreement as agreement_services
 from inference.services import export as export_services
 from inference.services import review as review_services
 from strokeaid_site.errors import ConflictError, NotFoundError
 
-HasAnyRole = role_required(*ROLES)
 IsDataManager = role_required(DATA_MANAGER)
 IsReviewer = role_required(REVIEWER)
 IsNeurologist = role_required(NEUROLOGIST)

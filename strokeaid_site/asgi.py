@@ -14,13 +14,15 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from cases.asgi import AsgiApp, SliceFastPath  # noqa: E402
 
+from .bodylimit import BodyLimit  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Cached, already-authorised slice PNGs skip Django's stack (see cases/asgi.py).
+        # Cached, already-authorised slice PNGs skip Django's stack (see cases/asgi.py); bodies
+        # over their route's limit are refused before Django reads them (bodylimit.py).
         # django-stubs types ASGIHandler's scope as dict; at run time it is the same mapping.
-        "http": SliceFastPath(cast(AsgiApp, django_asgi_app)),
+        "http": BodyLimit(SliceFastPath(cast(AsgiApp, django_asgi_app))),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -11,6 +11,8 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,
     "MAX_UPLOAD_BYTES": 1024 * 1024 * 1024,
     "MAX_UPLOAD_FILES": 3000,
+    "MAX_BODY_BYTES": 192 * 1024 * 1024,
+    "TOKEN_TTL_HOURS": 720.0,
     "ASYNC_UPLOAD_BYTES": 32 * 1024 * 1024,
     "ZIP_MAX_ENTRIES": 5000,
     "ZIP_MAX_TOTAL_BYTES": 4 * 1024**3,
@@ -18,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "UID_SECRET": None,
     "UID_ROOT": "2.25",
     "DEVICE": "auto",
+    "JOB_HEARTBEAT_SECONDS": 20.0,
+    "JOB_STALE_SECONDS": 90.0,
 }
 
 

@@ -1,7 +1,7 @@
 """Translation helpers: what ``makemessages`` scans, and a small reader for gettext catalogues.
 
 The Russian catalogues in ``locale/ru/LC_MESSAGES`` are generated from the sources with
-``manage.py makemessages`` (our override in ``accounts/management/commands`` adds the defaults
+``manage.py makemessages`` (our override in ``core/management/commands`` adds the defaults
 below) and compiled by ``make setup``. The same settings are used by the test that fails when a
 source adds a string without a translation, so the check and the catalogue never disagree.
 """

@@ -14,7 +14,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
-from cases.apis import HasAnyRole, PageNumberPagination
 from cases.models import Case, Series
 from cases.selectors import (
     case_can_create,
@@ -26,6 +25,7 @@ from cases.selectors import (
 )
 from cases.serializers import CaseOutputSerializer, SeriesOutputSerializer
 from cases.services.case import case_create, case_delete, case_update
+from core.api import HasAnyRole, PageNumberPagination
 from strokeaid_site.errors import ForbiddenError
 
 _FILTER_PARAMETERS = [

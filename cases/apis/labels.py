@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from rest_framework import generics
 
-from cases.apis import HasAnyRole
 from cases.models import Label
 from cases.selectors import labels_active
 from cases.serializers import LabelOutputSerializer
+from core.api import HasAnyRole
 
 
 class LabelListApi(generics.ListAPIView[Label]):

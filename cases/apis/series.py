@@ -34,18 +34,17 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from cases import rendering
-from cases.apis import (
+from cases.models import Series
+from cases.selectors import series_get_for_user
+from cases.serializers import SeriesOutputSerializer
+from core.api import FallbackContentNegotiation, HasAnyRole
+from core.auth_cache import (
     AUTH_CACHE_SECONDS,
     CachedTokenAuthentication,
-    FallbackContentNegotiation,
-    HasAnyRole,
     TtlCache,
     auth_caches_clear,
     roles_prime,
 )
-from cases.models import Series
-from cases.selectors import series_get_for_user
-from cases.serializers import SeriesOutputSerializer
 from strokeaid_site.errors import ApplicationError, NotFoundError
 
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -119,7 +118,9 @@ class SeriesDetailApi(generics.RetrieveAPIView[Series]):
         return series_get_for_user(user=self.request.user, series_id=self.kwargs["series_id"])
 
 
-_visible_series = TtlCache(ttl=AUTH_CACHE_SECONDS)
+#: ``(user id, series id) -> Series`` the user was found allowed to see (read by the ASGI
+#: fast path too).
+visible_series_cache = TtlCache(ttl=AUTH_CACHE_SECONDS)
 
 
 class _FileApi(APIView):
@@ -138,16 +139,16 @@ class _FileApi(APIView):
 
     def series_for(self, request: Request, series_id: int) -> Series:
         key = (request.user.pk, series_id)
-        series = _visible_series.get(key)
+        series = visible_series_cache.get(key)
         if series is None:
             series = series_get_for_user(user=request.user, series_id=series_id)
-            _visible_series.put(key, series)
+            visible_series_cache.put(key, series)
         return series
 
 
 def file_caches_clear() -> None:
     """Forgets remembered tokens, roles and series visibility (tests)."""
-    _visible_series.clear()
+    visible_series_cache.clear()
     auth_caches_clear()
 
 

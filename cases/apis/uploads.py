@@ -19,7 +19,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
-from cases.apis import HasAnyRole
 from cases.models import Series, UploadJob
 from cases.selectors import case_get_for_user
 from cases.serializers import SeriesOutputSerializer
@@ -29,6 +28,7 @@ from cases.services.upload import (
     upload_job_get_for_user,
     upload_start,
 )
+from core.api import HasAnyRole
 
 
 def upload_job_payload(job: UploadJob) -> dict[str, Any]:

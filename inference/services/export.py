@@ -10,15 +10,17 @@ block: a failed export leaves no file behind.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,11 +29,12 @@ from annotation.models import AnnotationRevision
 from cases import storage
 from cases.models import Label, Series
 from cases.services.audit import audit_record
+from core.jobs import job_heartbeat, job_request, jobs_reap_stale
 from inference.exporters.base import ExportCase, pseudonym
 from inference.exporters.dicom_seg import export_dicom_seg
 from inference.exporters.manifest import ExportTree, json_bytes
 from inference.exporters.nnunet import export_nnunet
-from inference.models import ACTIVE_STATES, DatasetSnapshot, ExportJob, JobStatus
+from inference.models import DatasetSnapshot, ExportJob, JobStatus
 from inference.services.dataset import dataset_candidates, dataset_snapshot_create
 from strokeaid_site.errors import ApplicationError, ForbiddenError
 from strokeaid_site.events import job_event_send
@@ -95,40 +98,46 @@ def export_request(
             _("Nothing to export: no confirmed case with an approved annotation matches."),
             {"filters": clean},
         )
-    with transaction.atomic():
-        existing = (
-            ExportJob.objects.select_for_update()
-            .filter(format=format, case_ids=ids, filters=clean, status__in=ACTIVE_STATES)
-            .first()
-            if ids is not None
-            else ExportJob.objects.select_for_update()
-            .filter(format=format, case_ids__isnull=True, filters=clean, status__in=ACTIVE_STATES)
-            .first()
+    exports_reap_stale()
+    target = export_target(format=format, case_ids=ids, filters=clean)
+
+    def create() -> ExportJob:
+        job = ExportJob.objects.create(
+            format=format, case_ids=ids, filters=clean, created_by=user, target=target
         )
-        if existing is not None:
-            return existing, False
-        job = ExportJob.objects.create(format=format, case_ids=ids, filters=clean, created_by=user)
         audit_record(
             actor=user,
             verb="export.request",
             target=job,
             data={"format": format, "cases": ids, "filters": clean},
         )
-        job_id = job.pk
-        transaction.on_commit(lambda: _enqueue(job_id))
-    return job, True
+        return job
 
-
-def _enqueue(job_id: int) -> None:
-    from django_q.tasks import async_task
-
-    task_id = async_task(
-        "inference.export_tasks.export_execute",
-        job_id,
-        task_name=f"export-{job_id}",
+    return job_request(
+        model=ExportJob,
+        target=target,
+        create=create,
+        task="inference.export_tasks.export_execute",
         group="export",
     )
-    ExportJob.objects.filter(pk=job_id, task_id="").update(task_id=str(task_id or ""))
+
+
+def exports_reap_stale(*, older_than: timedelta | None = None) -> list[int]:
+    """Marks exports whose worker is gone as interrupted (``core.jobs.jobs_reap_stale``)."""
+    reaped = jobs_reap_stale(
+        model=ExportJob,
+        message=_("The worker stopped before the export finished."),
+        older_than=older_than,
+    )
+    for job in reaped:
+        _send(job)
+    return [job.pk for job in reaped]
+
+
+def export_target(*, format: str, case_ids: list[int] | None, filters: dict[str, Any]) -> str:
+    """Identical exports (format, cases, filters) share one active job."""
+    body = json.dumps([case_ids, filters], sort_keys=True)
+    return f"{format}:{hashlib.sha256(body.encode()).hexdigest()[:40]}"
 
 
 def export_execute(*, job_id: int) -> ExportJob:
@@ -142,7 +151,8 @@ def export_execute(*, job_id: int) -> ExportJob:
         return job
     _send(job)
     try:
-        export_build(job=job)
+        with job_heartbeat(model=ExportJob, job_id=job_id):
+            export_build(job=job)
     except Exception as exc:
         logger.exception("export %s failed", job_id)
         message = (

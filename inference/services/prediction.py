@@ -15,11 +15,11 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -29,8 +29,9 @@ from accounts.roles import CLINICIAN, DATA_MANAGER, NEUROLOGIST, REVIEWER, user_
 from cases import storage
 from cases.models import Case, Label, Series
 from cases.services.audit import audit_record
+from core.jobs import job_heartbeat, job_request, jobs_reap_stale
 from inference.ml.predictor import ModelLoadError, PredictionOutput, Predictor
-from inference.models import ACTIVE_STATES, JobStatus, ModelVersion, PredictionJob, PredictionSeries
+from inference.models import JobStatus, ModelVersion, PredictionJob, PredictionSeries
 from inference.services.arrays import SeriesMissingError, case_volumes_load, same_grid
 from inference.services.registry import model_active_get
 from strokeaid_site.conf import app_settings
@@ -100,23 +101,44 @@ def prediction_request(
     series = list(Series.objects.filter(case=case).select_related("volume"))
     # Fails fast with a clear message instead of queueing a job that cannot succeed.
     reference = _reference_or_error(case, series)
-    with transaction.atomic():
-        existing = (
-            PredictionJob.objects.select_for_update()
-            .filter(case=case, model=model, status__in=ACTIVE_STATES)
-            .first()
-        )
-        if existing is not None:
-            return existing, False
+    predictions_reap_stale()
+    chosen = model
+    target = prediction_target(case_id=case.pk, model_id=chosen.pk)
+
+    def create() -> PredictionJob:
         job = PredictionJob.objects.create(
-            case=case, model=model, created_by=user, reference_series=reference
+            case=case, model=chosen, created_by=user, reference_series=reference, target=target
         )
         audit_record(
-            actor=user, verb="prediction.request", target=job, case=case, data={"model": model.pk}
+            actor=user, verb="prediction.request", target=job, case=case, data={"model": chosen.pk}
         )
-        job_id = job.pk
-        transaction.on_commit(lambda: _enqueue(job_id))
-    return job, True
+        return job
+
+    return job_request(
+        model=PredictionJob,
+        target=target,
+        create=create,
+        task="inference.tasks.prediction_execute",
+        group="prediction",
+    )
+
+
+def predictions_reap_stale(*, older_than: timedelta | None = None) -> list[int]:
+    """Marks predictions whose worker is gone as interrupted (``core.jobs.jobs_reap_stale``), so
+    that a new request for the case does not get a job nobody runs."""
+    reaped = jobs_reap_stale(
+        model=PredictionJob,
+        message=_("The worker stopped before the prediction finished."),
+        older_than=older_than,
+    )
+    for job in reaped:
+        _send(job)
+    return [job.pk for job in reaped]
+
+
+def prediction_target(*, case_id: int, model_id: int) -> str:
+    """One active prediction per case and model."""
+    return f"case={case_id};model={model_id}"
 
 
 def _reference_or_error(case: Case, series: list[Series]) -> Series:
@@ -134,18 +156,6 @@ def _reference_or_error(case: Case, series: list[Series]) -> Series:
             {"case": case.pk, "series_kinds": sorted(chosen)},
         )
     return chosen[kind]
-
-
-def _enqueue(job_id: int) -> None:
-    from django_q.tasks import async_task
-
-    task_id = async_task(
-        "inference.tasks.prediction_execute",
-        job_id,
-        task_name=f"prediction-{job_id}",
-        group="prediction",
-    )
-    PredictionJob.objects.filter(pk=job_id, task_id="").update(task_id=str(task_id or ""))
 
 
 def predictor_for(model: ModelVersion, *, device: str | None = None) -> Predictor:
@@ -217,7 +227,8 @@ def prediction_execute(*, job_id: int) -> PredictionJob:
         return job
     _send(job)
     try:
-        output = prediction_run(job=job)
+        with job_heartbeat(model=PredictionJob, job_id=job_id):
+            output = prediction_run(job=job)
         job.refresh_from_db()
     except Exception as exc:
         message = (

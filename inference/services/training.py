@@ -21,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,6 +28,7 @@ from accounts.roles import DATA_MANAGER, has_role
 from cases import storage
 from cases.models import Label
 from cases.services.audit import audit_record
+from core.jobs import job_heartbeat, job_request, jobs_reap_stale
 from inference.ml.trainer import EpochReport, TrainConfig, spec_from_config, train
 from inference.models import ACTIVE_STATES, DatasetSnapshot, JobStatus, TrainingRun
 from inference.services.dataset import dataset_case_arrays, dataset_snapshot_create
@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 SPEC_PARAMS = ("encoder_depth", "decoder_channels")
 #: Dataset parameters accepted beside them.
 DATASET_PARAMS = ("split_seed", "fractions")
-#: Running runs whose heartbeat is older than this are considered dead (seconds).
-DEFAULT_STALE_SECONDS = 30 * 60
+#: Every run has this target: one run trains at a time.
+TRAINING_TARGET = "training"
 
 
 def _config_fields() -> set[str]:
@@ -139,10 +139,8 @@ def training_run_start(
     training_params_validate(params)
     # A crashed worker must not block training forever.
     training_runs_reap_stale()
-    with transaction.atomic():
-        running = TrainingRun.objects.select_for_update().filter(status__in=ACTIVE_STATES).first()
-        if running is not None:
-            return running, False
+
+    def create() -> TrainingRun:
         dataset = dataset_snapshot_create(
             user=user,
             case_ids=case_ids,
@@ -156,6 +154,7 @@ def training_run_start(
             created_by=user if user is not None and user.is_authenticated else None,
             activate=activate,
             is_demo=is_demo,
+            target=TRAINING_TARGET,
         )
         audit_record(
             actor=user,
@@ -163,61 +162,30 @@ def training_run_start(
             target=run,
             data={"dataset": dataset.pk, "params": params},
         )
-        if enqueue:
-            run_id = run.pk
-            transaction.on_commit(lambda: _enqueue(run_id))
-    return run, True
+        return run
 
-
-def _enqueue(run_id: int) -> None:
-    from django_q.tasks import async_task
-
-    task_id = async_task(
-        "inference.tasks.training_run_execute",
-        run_id,
-        cluster=settings.TRAINING_QUEUE,
-        task_name=f"training-run-{run_id}",
+    return job_request(
+        model=TrainingRun,
+        target=TRAINING_TARGET,
+        create=create,
+        task="inference.tasks.training_run_execute" if enqueue else None,
         group="training",
+        cluster=settings.TRAINING_QUEUE,
     )
-    TrainingRun.objects.filter(pk=run_id, task_id="").update(task_id=str(task_id or ""))
 
 
 def training_runs_reap_stale(*, stale_after: timedelta | None = None) -> list[int]:
-    """Marks runs stuck in "running" (or queued) whose task is gone as interrupted.
-
-    A task is gone when django-q recorded it as finished (timeout kill, crash) while the row
-    still says running, or when the run's heartbeat stopped for ``stale_after``
-    (default ``STROKEAID["TRAINING_STALE_SECONDS"]`` or 30 min). Returns the reaped ids.
-    """
-    from django_q.models import Task
-
-    seconds = getattr(settings, "STROKEAID", {}).get(
-        "TRAINING_STALE_SECONDS", DEFAULT_STALE_SECONDS
+    """Marks runs whose training worker is gone as interrupted (``core.jobs.jobs_reap_stale``:
+    a heartbeat silent for ``stale_after``, default four heartbeat intervals, or a task django-q
+    recorded as finished). Returns the reaped ids."""
+    reaped = jobs_reap_stale(
+        model=TrainingRun,
+        message=_("The training worker stopped before the run finished."),
+        older_than=stale_after,
     )
-    stale_after = stale_after if stale_after is not None else timedelta(seconds=seconds)
-    cutoff = timezone.now() - stale_after
-    reaped: list[int] = []
-    candidates = TrainingRun.objects.filter(status__in=ACTIVE_STATES).only(
-        "id", "status", "task_id", "heartbeat_at", "started_at", "created_at"
-    )
-    for run in candidates:
-        finished_task = bool(run.task_id) and Task.objects.filter(id=run.task_id).exists()
-        last_sign = run.heartbeat_at or run.started_at
-        silent = run.status == JobStatus.RUNNING and (last_sign is None or last_sign < cutoff)
-        if not (finished_task or silent):
-            continue
-        updated = TrainingRun.objects.filter(pk=run.pk, status=run.status).update(
-            status=JobStatus.INTERRUPTED,
-            finished_at=timezone.now(),
-            error=_("The training worker stopped before the run finished."),
-        )
-        if updated:
-            reaped.append(run.pk)
-            run.status = JobStatus.INTERRUPTED
-            _send(run)
-    if reaped:
-        logger.warning("marked stale training runs %s as interrupted", reaped)
-    return reaped
+    for run in reaped:
+        _send(run)
+    return [run.pk for run in reaped]
 
 
 def _metrics_from(raw: dict[str, float], labels: dict[int, str]) -> dict[str, Any]:
@@ -259,7 +227,8 @@ def training_run_execute(
 
     _send(run)
     try:
-        return _train_and_register(run, note, on_epoch=on_epoch, on_progress=on_progress)
+        with job_heartbeat(model=TrainingRun, job_id=run_id):
+            return _train_and_register(run, note, on_epoch=on_epoch, on_progress=on_progress)
     except BaseException as exc:
         # Also on KeyboardInterrupt (foreground command): the row must not stay "running".
         interrupted = not isinstance(exc, Exception)

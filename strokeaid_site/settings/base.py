@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_q",
     "channels",
+    "core",
     "accounts",
     "cases",
     "annotation",
@@ -92,11 +93,21 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL + a busy timeout let the web process and the task worker share one SQLite file.
+    # IMMEDIATE transactions take the write lock when they begin: a deferred transaction that
+    # reads and then writes cannot wait for the lock (SQLite answers "database is locked" at
+    # once), so ten racing mask saves gave 500s instead of one 200 and nine 412s.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # 0: a connection per request. Daphne serves sync views from a thread pool and each thread
+    # kept its own persistent connection, so 16 clients exhausted PostgreSQL's max_connections
+    # ("too many clients already"). Raise it only behind a pooler such as PgBouncer.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -211,15 +222,24 @@ TRAINING_QUEUE = "training"
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "strokeaid_site.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "strokeaid_site.schema.AutoSchema",
     "EXCEPTION_HANDLER": "strokeaid_site.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token": "20/min"},
+    # The client address for throttling: REMOTE_ADDR unless reverse proxies are trusted (then
+    # the address that many hops back in X-Forwarded-For). DRF's default (None) took the whole
+    # X-Forwarded-For header, so a new header per try bypassed the login throttle.
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stroke AID API",
@@ -250,6 +270,10 @@ STROKEAID = {
     "DATA_DIR": DATA_DIR,
     "MAX_UPLOAD_BYTES": env.int("STROKEAID_MAX_UPLOAD_BYTES", default=1024 * 1024 * 1024),
     "MAX_UPLOAD_FILES": env.int("STROKEAID_MAX_UPLOAD_FILES", default=3000),
+    # Any other body (masks, binary PUTs); JSON and forms: DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "MAX_BODY_BYTES": env.int("STROKEAID_MAX_BODY_BYTES", default=192 * 1024 * 1024),
+    # API tokens expire after this many hours (0: never); a password change revokes them.
+    "TOKEN_TTL_HOURS": env.float("STROKEAID_TOKEN_TTL_HOURS", default=720.0),
     "ASYNC_UPLOAD_BYTES": env.int("STROKEAID_ASYNC_UPLOAD_BYTES", default=32 * 1024 * 1024),
     "ZIP_MAX_ENTRIES": env.int("STROKEAID_ZIP_MAX_ENTRIES", default=5000),
     "ZIP_MAX_TOTAL_BYTES": env.int("STROKEAID_ZIP_MAX_TOTAL_BYTES", default=4 * 1024**3),
@@ -257,6 +281,9 @@ STROKEAID = {
     "UID_SECRET": env("STROKEAID_UID_SECRET", default=SECRET_KEY),
     "UID_ROOT": env("STROKEAID_UID_ROOT", default="2.25"),
     "DEVICE": env("STROKEAID_DEVICE", default="auto"),
+    # Running jobs touch their row this often; one silent for JOB_STALE_SECONDS is dead.
+    "JOB_HEARTBEAT_SECONDS": env.float("STROKEAID_JOB_HEARTBEAT_SECONDS", default=20.0),
+    "JOB_STALE_SECONDS": env.float("STROKEAID_JOB_STALE_SECONDS", default=90.0),
 }
 
 # --- Logging ------------------------------------------------------------------------------

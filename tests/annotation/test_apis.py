@@ -347,3 +347,23 @@ def test_case_labelling(api_client_for, neurologist, reviewer, phantom_case):
     assert api_client_for(reviewer).post(url, {"note": "x"}, format="json").status_code == 403
     bad = api_client_for(neurologist).post(url, {"etiology": "nope"}, format="json")
     assert bad.status_code == 400
+
+
+def test_approve_and_return_honour_if_match(
+    api_client_for, neurologist, reviewer, dwi, lesion_mask
+):
+    lesion_mask = np.where(lesion_mask > 0, 2, 0).astype(np.uint8)
+    author = api_client_for(neurologist)
+    saved = put_raw(author, dwi, lesion_mask).json()
+    aid, reviewed_etag = saved["annotation"], saved["etag"]
+    author.post(f"/api/annotations/{aid}/submit/")
+    rev = api_client_for(reviewer)
+    stale = rev.post(f"/api/annotations/{aid}/approve/", HTTP_IF_MATCH='"not-the-etag"')
+    assert stale.status_code == 412 and "current_etag" in stale.json()["extra"]
+    stale = rev.post(
+        f"/api/annotations/{aid}/return/", {"comment": "x"}, format="json", HTTP_IF_MATCH='"0"'
+    )
+    assert stale.status_code == 412
+    assert Annotation.objects.get(pk=aid).state == "submitted"  # nothing changed
+    ok = rev.post(f"/api/annotations/{aid}/approve/", HTTP_IF_MATCH=reviewed_etag)
+    assert ok.status_code == 200 and ok.json()["state"] == "approved"

@@ -4,7 +4,9 @@ Starts two django-q2 clusters as child processes, ``qcluster`` for the default q
 (ingestion, prediction, export) and one with ``Q_CLUSTER_NAME=training`` for training runs
 (so a long training never blocks a prediction), then daphne in the foreground. SIGINT and
 SIGTERM are forwarded to every child; when any child ends, the others are stopped too, so no
-orphaned worker keeps running after the server is gone.
+orphaned worker keeps running after the server is gone. Every ``REAP_INTERVAL`` seconds (and
+once at start) jobs whose worker died are marked interrupted (``manage.py reap_jobs``), so a
+killed worker never blocks training or a case's prediction for long.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 STOP_TIMEOUT = 15.0
+REAP_INTERVAL = 60.0
 
 
 class Command(BaseCommand):
@@ -81,8 +84,12 @@ class Command(BaseCommand):
                     child.terminate()
 
         previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        next_reap = 0.0
         try:
             while not stopping and all(child.poll() is None for _n, child in children):
+                if not options["no_workers"] and time.monotonic() >= next_reap:
+                    next_reap = time.monotonic() + REAP_INTERVAL
+                    _reap(self)
                 time.sleep(0.5)
             ended = [name for name, child in children if child.poll() is not None]
             if ended and not stopping:
@@ -94,6 +101,22 @@ class Command(BaseCommand):
         code = daphne.returncode
         if code not in (0, None, -signal.SIGINT, -signal.SIGTERM) and not stopping:
             sys.exit(code)
+
+
+def _reap(command: BaseCommand) -> None:
+    """One pass of the reaper; a failure (database restarting) is logged, never fatal."""
+    from django.db import connections
+
+    from inference.services import jobs_reap_stale_all
+
+    try:
+        reaped = {kind: ids for kind, ids in jobs_reap_stale_all().items() if ids}
+        if reaped:
+            command.stderr.write(f"marked jobs of stopped workers as interrupted: {reaped}")
+    except Exception as exc:  # noqa: BLE001 - the server keeps serving; the next pass retries
+        command.stderr.write(f"reaping stale jobs failed: {exc}")
+    finally:
+        connections.close_all()
 
 
 def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -1,0 +1,9 @@
+"""App config for core: shared plumbing every other app may import (it imports none of them)."""
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CoreConfig(AppConfig):
+    name = "core"
+    verbose_name = _("Core")
