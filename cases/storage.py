@@ -46,8 +46,12 @@ def mask_key(*, series_id: int, annotation_id: int, revision: int) -> str:
     return f"masks/{series_id}/{annotation_id}/r{revision:05d}-{uuid.uuid4().hex[:8]}.npy"
 
 
+def prediction_prefix(*, prediction_id: int) -> str:
+    return f"predictions/{prediction_id}"
+
+
 def prediction_key(*, prediction_id: int, series_id: int, name: str) -> str:
-    return f"predictions/{prediction_id}/{series_id}/{name}"
+    return f"{prediction_prefix(prediction_id=prediction_id)}/{series_id}/{name}"
 
 
 def model_key(*, name: str) -> str:

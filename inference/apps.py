@@ -12,6 +12,7 @@ class InferenceConfig(AppConfig):
         from accounts.roles import DATA_MANAGER
         from annotation.hooks import register_prediction_overlay
         from cases.panels import register_case_action, register_case_panel
+        from cases.services.case import register_case_file_prefixes
         from strokeaid_site.events import register_job_kind
         from strokeaid_site.navigation import register_nav_item
 
@@ -24,6 +25,7 @@ class InferenceConfig(AppConfig):
         register_job_kind("prediction", selectors.prediction_can_view)
         register_job_kind("export", export_can_view)
         register_prediction_overlay(selectors.prediction_overlay_url)
+        register_case_file_prefixes(selectors.prediction_file_prefixes)
         # The models page lists versions and training runs: the roles that read training runs
         # open the model review and get the menu entry. Clinicians may open the page too, but
         # they only need the active model, which their case page names.

@@ -20,7 +20,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
-from cases.models import Series
+from cases import storage
+from cases.models import Case, Series
 from cases.selectors import case_visible_queryset
 from inference.models import (
     DatasetSnapshot,
@@ -167,3 +168,9 @@ def prediction_overlay_url(*, series: Series, user: Any) -> str | None:
     if prediction_latest_for_series(series=series) is None:
         return None
     return reverse("inference-api:series-prediction-raw", args=[series.pk])
+
+
+def prediction_file_prefixes(case: Case) -> list[str]:
+    """Storage prefixes of every prediction of ``case`` (deleted with the case)."""
+    ids = PredictionJob.objects.filter(case=case).values_list("pk", flat=True)
+    return [storage.prediction_prefix(prediction_id=pk) for pk in ids]

@@ -94,6 +94,18 @@ def register_case_status_deriver(deriver: StatusDeriver) -> None:
         _status_derivers.append(deriver)
 
 
+# Stored-file collectors: apps that keep files about a case (predictions) register one, so a
+# deleted case leaves no orphan files behind without the cases app importing them.
+FilePrefixes = Callable[[Case], list[str]]
+_file_collectors: list[FilePrefixes] = []
+
+
+def register_case_file_prefixes(collector: FilePrefixes) -> None:
+    """Adds ``collector(case) -> storage prefixes`` deleted with the case."""
+    if collector not in _file_collectors:
+        _file_collectors.append(collector)
+
+
 def case_status_derive(case: Case) -> str:
     """The workflow status ``case`` has from its data, ignoring archiving.
 
@@ -209,9 +221,11 @@ def case_update(*, user: User, case: Case, data: dict[str, Any]) -> Case:
 
 
 def case_delete(*, user: User, case: Case) -> None:
-    """Deletes a case with its images and masks (rows first, then the stored files)."""
+    """Deletes a case with its images, masks and every other app's files about it (rows first,
+    then the stored files, after commit)."""
     keys = list(case.series.values_list("volume__key", flat=True))
     series_ids = list(case.series.values_list("id", flat=True))
+    prefixes = [prefix for collect in _file_collectors for prefix in collect(case)]
     with transaction.atomic():
         audit_record(actor=user, verb="case.deleted", target=case, data={"code": case.code})
         case.delete()
@@ -222,5 +236,7 @@ def case_delete(*, user: User, case: Case) -> None:
                 storage.delete(key)
         for series_id in series_ids:
             storage.delete_prefix(f"masks/{series_id}")
+        for prefix in prefixes:
+            storage.delete_prefix(prefix)
 
     transaction.on_commit(_cleanup)

@@ -237,3 +237,28 @@ def test_predict_command_and_case_page(
     page = client.get(f"/models/cases/{case.pk}/predictions/")
     assert page.status_code == 200
     assert b"predict-button" in page.content
+
+
+def test_deleting_a_case_deletes_its_prediction_files(
+    make_phantom_case: Any,
+    registered_model: Any,
+    data_manager: Any,
+    api_client_for: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    case = make_phantom_case("lacunar", seed=31)
+    keep = make_phantom_case("lacunar", seed=32)
+    registered_model()
+    client = api_client_for(data_manager)
+    before = _prediction_files()
+    _predict(client, case.pk, django_capture_on_commit_callbacks)
+    kept = _predict(client, keep.pk, django_capture_on_commit_callbacks)
+    assert kept["status"] == "done"
+    made = _prediction_files() - before
+    assert made
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/api/cases/{case.pk}/").status_code == 204
+    left = _prediction_files() - before
+    # The other case's prediction stays; nothing of the deleted one's is left on disk.
+    assert left and left < made
+    assert all(f"/predictions/{kept['id']}/" in path for path in left)

@@ -42,10 +42,8 @@ def test_demo_setup_is_idempotent(monkeypatch) -> None:
     assert (User.objects.count(), Case.objects.count(), Series.objects.count()) == counts
 
 
-def test_demo_setup_loads_ground_truth_when_annotation_provides_it() -> None:
-    annotation_services = pytest.importorskip("annotation.services")
-    if not hasattr(annotation_services, "annotation_import_mask"):
-        pytest.skip("the annotation app has no mask import service")
+def test_demo_setup_loads_ground_truth_as_approved_annotations() -> None:
+    # demo_setup calls annotation.services.annotation_import_mask: a rename must fail here.
     from annotation.models import Annotation
 
     _run("--cases", "1", "--shape", "8", "64", "64", "--no-model")
