@@ -250,15 +250,16 @@ def test_deleting_a_case_deletes_its_prediction_files(
     keep = make_phantom_case("lacunar", seed=32)
     registered_model()
     client = api_client_for(data_manager)
-    before = _prediction_files()
-    _predict(client, case.pk, django_capture_on_commit_callbacks)
+    deleted = _predict(client, case.pk, django_capture_on_commit_callbacks)
     kept = _predict(client, keep.pk, django_capture_on_commit_callbacks)
-    assert kept["status"] == "done"
-    made = _prediction_files() - before
-    assert made
+    assert deleted["status"] == kept["status"] == "done"
+
+    def files_of(prediction_id: int) -> set[str]:
+        return {p for p in _prediction_files() if f"/predictions/{prediction_id}/" in p}
+
+    assert files_of(deleted["id"]) and files_of(kept["id"])
     with django_capture_on_commit_callbacks(execute=True):
         assert client.delete(f"/api/cases/{case.pk}/").status_code == 204
-    left = _prediction_files() - before
-    # The other case's prediction stays; nothing of the deleted one's is left on disk.
-    assert left and left < made
-    assert all(f"/predictions/{kept['id']}/" in path for path in left)
+    # Nothing of the deleted case's prediction is left on disk; the other case's stays.
+    assert not files_of(deleted["id"])
+    assert files_of(kept["id"])
