@@ -137,9 +137,14 @@ def job_heartbeat(*, model: type[Job], job_id: int, every: float | None = None) 
 
 
 def jobs_reap_stale(
-    *, model: type[J], message: str, older_than: timedelta | None = None
-) -> list[J]:
-    """Marks the jobs of ``model`` whose worker is gone as interrupted; returns them.
+    *,
+    model: type[J],
+    message: str,
+    older_than: timedelta | None = None,
+    notify: Callable[[J], None] | None = None,
+) -> list[int]:
+    """Marks the jobs of ``model`` whose worker is gone as interrupted, calls ``notify(job)``
+    for each (live progress) and returns their ids.
 
     Gone means: running with a heartbeat (or, before the first one, a start) older than
     ``older_than`` (default ``stale_after()``); or queued or running while django-q already
@@ -174,6 +179,10 @@ def jobs_reap_stale(
             job.status = JobStatus.INTERRUPTED
             job.error = message
             reaped.append(job)
-    if reaped:
-        logger.warning("marked stale %s %s as interrupted", model.__name__, [j.pk for j in reaped])
-    return reaped
+    ids = [job.pk for job in reaped]
+    if ids:
+        logger.warning("marked stale %s %s as interrupted", model.__name__, ids)
+    for job in reaped:
+        if notify is not None:
+            notify(job)
+    return ids

@@ -124,14 +124,12 @@ def export_request(
 
 def exports_reap_stale(*, older_than: timedelta | None = None) -> list[int]:
     """Marks exports whose worker is gone as interrupted (``core.jobs.jobs_reap_stale``)."""
-    reaped = jobs_reap_stale(
+    return jobs_reap_stale(
         model=ExportJob,
         message=_("The worker stopped before the export finished."),
         older_than=older_than,
+        notify=_send,
     )
-    for job in reaped:
-        _send(job)
-    return [job.pk for job in reaped]
 
 
 def export_target(*, format: str, case_ids: list[int] | None, filters: dict[str, Any]) -> str:

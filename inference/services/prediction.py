@@ -126,14 +126,12 @@ def prediction_request(
 def predictions_reap_stale(*, older_than: timedelta | None = None) -> list[int]:
     """Marks predictions whose worker is gone as interrupted (``core.jobs.jobs_reap_stale``), so
     that a new request for the case does not get a job nobody runs."""
-    reaped = jobs_reap_stale(
+    return jobs_reap_stale(
         model=PredictionJob,
         message=_("The worker stopped before the prediction finished."),
         older_than=older_than,
+        notify=_send,
     )
-    for job in reaped:
-        _send(job)
-    return [job.pk for job in reaped]
 
 
 def prediction_target(*, case_id: int, model_id: int) -> str:

@@ -178,14 +178,12 @@ def training_runs_reap_stale(*, stale_after: timedelta | None = None) -> list[in
     """Marks runs whose training worker is gone as interrupted (``core.jobs.jobs_reap_stale``:
     a heartbeat silent for ``stale_after``, default four heartbeat intervals, or a task django-q
     recorded as finished). Returns the reaped ids."""
-    reaped = jobs_reap_stale(
+    return jobs_reap_stale(
         model=TrainingRun,
         message=_("The training worker stopped before the run finished."),
         older_than=stale_after,
+        notify=_send,
     )
-    for run in reaped:
-        _send(run)
-    return [run.pk for run in reaped]
 
 
 def _metrics_from(raw: dict[str, float], labels: dict[int, str]) -> dict[str, Any]:
