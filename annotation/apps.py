@@ -18,6 +18,11 @@ class AnnotationConfig(AppConfig):
         from .views import case_panel_context
 
         register_case_status_deriver(case_status_from_annotations)
+        from cases.storage import register_key_owner
+
+        from .selectors import mask_keys_referenced
+
+        register_key_owner("masks", mask_keys_referenced)
         register_case_panel("annotation/_case_panel.html", case_panel_context, order=10)
         register_nav_item(_("My work"), "annotation:my-work", roles={"neurologist"}, order=10)
         register_nav_item(_("Review"), "annotation:review-queue", roles={"reviewer"}, order=11)

@@ -182,3 +182,8 @@ def annotation_latest_revision_for(
         ordering.insert(0, "-is_consensus")
     annotation = qs.select_related("current_revision").order_by(*ordering).first()
     return annotation.current_revision if annotation else None
+
+
+def mask_keys_referenced() -> list[str]:
+    """Storage keys of every mask revision (the orphan sweep keeps these)."""
+    return list(AnnotationRevision.objects.values_list("key", flat=True))

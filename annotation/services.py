@@ -496,6 +496,19 @@ def annotation_submit(*, user: User, annotation: Annotation) -> Annotation:
     )
 
 
+#: Longest review comment (characters).
+COMMENT_MAX_LENGTH = 5000
+
+
+def _comment_validate(comment: str) -> None:
+    if len(comment) > COMMENT_MAX_LENGTH:
+        raise ApplicationError(
+            _("The comment is too long (at most %(limit)d characters).")
+            % {"limit": COMMENT_MAX_LENGTH},
+            {"field": "comment", "limit": COMMENT_MAX_LENGTH, "length": len(comment)},
+        )
+
+
 def _require_reviewer(*, user: User, annotation: Annotation) -> None:
     if not has_role(user, REVIEWER):
         raise ForbiddenError(_("Only reviewers approve or return annotations."), {})
@@ -512,6 +525,7 @@ def annotation_approve(
     is refused (400): it would teach the model a contradiction. ``if_match``: the ETag of the
     revision the reviewer looked at (stale: 412)."""
     _require_reviewer(user=user, annotation=annotation)
+    _comment_validate(comment)
     return _transition(
         user=user,
         annotation=annotation,
@@ -535,6 +549,7 @@ def annotation_return(
         raise ApplicationError(
             _("Say what should change when returning work."), {"field": "comment"}
         )
+    _comment_validate(comment)
     return _transition(
         user=user,
         annotation=annotation,

@@ -15,3 +15,7 @@ class CasesConfig(AppConfig):
 
         # Upload progress over the websocket: whoever may see the job's case may watch it.
         register_job_kind("upload", upload_job_can_view)
+        from . import selectors, storage
+
+        storage.register_key_owner("volumes", selectors.volume_keys_referenced)
+        storage.register_key_owner("staging", selectors.staging_keys_referenced)

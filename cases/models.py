@@ -100,7 +100,7 @@ class Case(models.Model):
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.NEW, db_index=True
     )
-    note = models.TextField(_("note"), blank=True, default="")
+    note = models.TextField(_("note"), blank=True, default="", max_length=20000)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

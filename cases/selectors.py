@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from accounts.roles import CLINICIAN, DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
-from cases.models import Case, Label, Series
+from cases.models import Case, Label, Series, UploadJob, Volume
 from strokeaid_site.errors import ForbiddenError, NotFoundError
 
 User = AbstractBaseUser | AnonymousUser
@@ -183,3 +183,16 @@ def series_list_for_case(*, case: Case) -> QuerySet[Series]:
 def labels_active() -> QuerySet[Label]:
     """The labels of the active label set, by voxel value (background 0 is not a label)."""
     return Label.objects.filter(label_set__is_active=True).order_by("value")
+
+
+def volume_keys_referenced() -> list[str]:
+    """Storage keys of every stored volume (the orphan sweep keeps these)."""
+    return list(Volume.objects.values_list("key", flat=True))
+
+
+def staging_keys_referenced() -> list[str]:
+    """Staged files of uploads still waiting or being ingested (kept by the sweep)."""
+    active = UploadJob.objects.filter(
+        status__in=[UploadJob.Status.QUEUED, UploadJob.Status.RUNNING]
+    ).exclude(staging_key="")
+    return [f"{key}*" for key in active.values_list("staging_key", flat=True)]

@@ -18,8 +18,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -229,3 +230,62 @@ def _track(key: str) -> None:
     keys = _written.get()
     if keys is not None:
         keys.append(key)
+
+
+# --- orphan sweep ----------------------------------------------------------------------------
+# Every app that stores files under a top-level prefix registers which keys its rows still
+# reference (AppConfig.ready); a file under a registered prefix that no row references and
+# that is older than the grace period is an orphan: a volume written by an upload whose server
+# was killed before the commit, a prediction of a deleted case, a staged upload never ingested.
+_owners: dict[str, Callable[[], Iterable[str]]] = {}
+
+
+def register_key_owner(prefix: str, referenced: Callable[[], Iterable[str]]) -> None:
+    """Declares that the rows behind ``prefix`` (e.g. ``"volumes"``) reference ``referenced()``
+    keys; an entry ending with ``*`` keeps every key that starts with the rest of it."""
+    _owners[prefix.strip("/")] = referenced
+
+
+def _walk(prefix: str) -> Iterator[str]:
+    storage = _storage()
+    try:
+        dirs, files = storage.listdir(prefix)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in files:
+        yield f"{prefix}/{name}"
+    for name in dirs:
+        yield from _walk(f"{prefix}/{name}")
+
+
+def orphans_sweep(*, older_than: timedelta, dry_run: bool = False) -> list[str]:
+    """Deletes (or with ``dry_run`` only lists) unreferenced files under the registered
+    prefixes that were last modified more than ``older_than`` ago; returns their keys.
+
+    The grace period keeps files of work in flight (written before their row commits)."""
+    storage = _storage()
+    cutoff = datetime.now(UTC) - older_than
+    removed: list[str] = []
+    for prefix, referenced in sorted(_owners.items()):
+        keep = set()
+        keep_below: list[str] = []
+        for key in referenced():
+            if key.endswith("*"):
+                keep_below.append(key[:-1])
+            elif key:
+                keep.add(key)
+        for key in _walk(prefix):
+            if key in keep or (keep_below and key.startswith(tuple(keep_below))):
+                continue
+            try:
+                modified = storage.get_modified_time(key)
+            except (FileNotFoundError, NotImplementedError):
+                continue
+            if modified.tzinfo is None:
+                modified = modified.replace(tzinfo=UTC)
+            if modified > cutoff:
+                continue
+            if not dry_run:
+                storage.delete(key)
+            removed.append(key)
+    return removed

@@ -27,7 +27,7 @@ from cases.selectors import (
     labels_active,
     series_list_for_case,
 )
-from cases.services.case import case_can_archive, case_create, case_update
+from cases.services.case import NOTE_MAX_LENGTH, case_can_archive, case_create, case_update
 from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError
 
 PAGE_SIZE = 25
@@ -74,7 +74,10 @@ class CaseForm(forms.Form):
     etiology = forms.ChoiceField(label=gettext_lazy("Etiology"), required=False)
     confirmed = forms.BooleanField(label=gettext_lazy("Confirmed"), required=False)
     note = forms.CharField(
-        label=gettext_lazy("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=gettext_lazy("Note"),
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

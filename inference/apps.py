@@ -13,6 +13,7 @@ class InferenceConfig(AppConfig):
         from annotation.hooks import register_prediction_overlay
         from cases.panels import register_case_action, register_case_panel
         from cases.services.case import register_case_file_prefixes
+        from cases.storage import register_key_owner
         from strokeaid_site.events import register_job_kind
         from strokeaid_site.navigation import register_nav_item
 
@@ -26,6 +27,9 @@ class InferenceConfig(AppConfig):
         register_job_kind("export", export_can_view)
         register_prediction_overlay(selectors.prediction_overlay_url)
         register_case_file_prefixes(selectors.prediction_file_prefixes)
+        register_key_owner("predictions", selectors.prediction_keys_referenced)
+        register_key_owner("models", selectors.model_keys_referenced)
+        register_key_owner("exports", selectors.export_keys_referenced)
         # The models page lists versions and training runs: the roles that read training runs
         # open the model review and get the menu entry. Clinicians may open the page too, but
         # they only need the active model, which their case page names.

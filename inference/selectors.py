@@ -25,6 +25,7 @@ from cases.models import Case, Series
 from cases.selectors import case_visible_queryset
 from inference.models import (
     DatasetSnapshot,
+    ExportJob,
     JobStatus,
     ModelVersion,
     PredictionJob,
@@ -174,3 +175,18 @@ def prediction_file_prefixes(case: Case) -> list[str]:
     """Storage prefixes of every prediction of ``case`` (deleted with the case)."""
     ids = PredictionJob.objects.filter(case=case).values_list("pk", flat=True)
     return [storage.prediction_prefix(prediction_id=pk) for pk in ids]
+
+
+def prediction_keys_referenced() -> list[str]:
+    """Label volumes and probability maps of stored predictions (kept by the orphan sweep)."""
+    keys = PredictionSeries.objects.values_list("labels_key", "probabilities_key")
+    return [key for pair in keys for key in pair if key]
+
+
+def model_keys_referenced() -> list[str]:
+    """Registered weights and what is derived from them (cached ONNX exports beside them)."""
+    return [f"{key}*" for key in ModelVersion.objects.values_list("weights_key", flat=True)]
+
+
+def export_keys_referenced() -> list[str]:
+    return [key for key in ExportJob.objects.values_list("result_key", flat=True) if key]

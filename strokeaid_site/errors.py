@@ -5,16 +5,21 @@ Every API error is ``{"message": "...", "extra": {...}}`` (see the public REST c
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -115,6 +120,37 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def json_error(message: str, status_code: int, extra: dict[str, Any] | None = None) -> JsonResponse:
     """The same error shape for plain Django views (file endpoints, health)."""
     return JsonResponse(error_body(message, extra), status=status_code)
+
+
+def database_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """``503`` + ``Retry-After`` for a database that cannot be reached right now (JSON under
+    ``/api/``, a short text elsewhere); the error text, which may name the host, is only logged."""
+    logger.error("database unavailable for %s: %s", request.path, exception)
+    message = _("The database is unavailable; try again in a moment.")
+    if request.path.startswith("/api/"):
+        response: HttpResponse = json_error(message, 503, {})
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = "5"
+    return response
+
+
+def server_error_handler(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a lost database is a 503; other errors under ``/api/`` keep the JSON
+    shape; pages get Django's 500 page. (Called inside Django's ``except`` block.)"""
+    from django.views.defaults import server_error
+
+    exception = sys.exc_info()[1]
+    if isinstance(exception, OperationalError | InterfaceError):
+        return database_unavailable(request, exception)
+    if request.path.startswith("/api/"):
+        return json_error(_("Internal server error."), 500, {})
+    return server_error(request)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Any unknown route under ``/api/``, whatever the method and the DEBUG setting."""
+    return json_error(_("Not found."), 404, {"path": request.path})
 
 
 def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

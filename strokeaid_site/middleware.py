@@ -1,12 +1,15 @@
-"""Middleware: the language a signed-in user chose wins over cookie and browser on pages."""
+"""Middleware: the user's language on pages; a lost database answers 503, not a traceback."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+
+from .errors import database_unavailable
 
 SESSION_LANGUAGE_KEY = "strokeaid_language"
 
@@ -37,3 +40,21 @@ class UserLanguageMiddleware:
                 settings.LANGUAGE_COOKIE_NAME, language, max_age=365 * 24 * 3600, samesite="Lax"
             )
         return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that cannot be reached (restarting, connections exhausted, SQLite busy past
+    its timeout) is a temporary condition: ``503`` with ``Retry-After`` in the error shape
+    (JSON under ``/api/``, a short page elsewhere), logged once, never a debug page that would
+    show the database host."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        return database_unavailable(request, exception)

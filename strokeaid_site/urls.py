@@ -1,9 +1,9 @@
 """Root URL configuration: pages, the REST API under /api/, schema and health."""
 
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.i18n import JavaScriptCatalog
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import IsAuthenticated
 
 import annotation.urls
@@ -11,6 +11,7 @@ import cases.urls
 import inference.urls
 from accounts.apis import TokenObtainApi
 
+from .errors import api_not_found
 from .health import healthz
 
 api_urlpatterns: list[URLPattern | URLResolver] = [
@@ -20,16 +21,22 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     # the browsable docs need a signed-in user (the browser's session).
     path(
         "docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+        # The split view serves its start-up script as a file: no inline script for the CSP.
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", permission_classes=[IsAuthenticated]
+        ),
         name="docs",
     ),
     path("", include((cases.urls.api_urlpatterns, "cases"), namespace="cases-api")),
     path("", include((annotation.urls.api_urlpatterns, "annotation"), namespace="annotation-api")),
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),
+    # Last: any other /api/ path is a JSON 404, with DEBUG too (handler404 is skipped then).
+    re_path(r"^.*$", api_not_found, name="not-found"),
 ]
 
 # Unknown routes under /api/ answer the API's JSON error shape (pages keep the HTML 404).
 handler404 = "strokeaid_site.errors.not_found_handler"
+handler500 = "strokeaid_site.errors.server_error_handler"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

@@ -24,7 +24,7 @@ from cases.selectors import (
     series_list_for_case,
 )
 from cases.serializers import CaseOutputSerializer, SeriesOutputSerializer
-from cases.services.case import case_create, case_delete, case_update
+from cases.services.case import NOTE_MAX_LENGTH, case_create, case_delete, case_update
 from core.api import HasAnyRole, PageNumberPagination
 from strokeaid_site.errors import ForbiddenError
 
@@ -64,7 +64,9 @@ class CaseListCreateApi(generics.ListAPIView[Case]):
         code = serializers.CharField(max_length=64)
         etiology = serializers.CharField(required=False, allow_null=True, default=None)
         confirmed = serializers.BooleanField(required=False, default=False)
-        note = serializers.CharField(required=False, allow_blank=True, default="")
+        note = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=NOTE_MAX_LENGTH
+        )
 
     def get_queryset(self) -> QuerySet[Case]:
         filters = self.FilterSerializer(data=self.request.query_params)
@@ -95,7 +97,7 @@ class CaseDetailApi(APIView):
         code = serializers.CharField(max_length=64, required=False)
         etiology = serializers.CharField(required=False, allow_null=True)
         confirmed = serializers.BooleanField(required=False)
-        note = serializers.CharField(required=False, allow_blank=True)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
         # The status follows the workflow: only "archived" (or the unchanged value) is
         # accepted here; ``archived`` archives (true) or unarchives (false) the case.
         status = serializers.ChoiceField(choices=Case.Status.choices, required=False)

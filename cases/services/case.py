@@ -31,6 +31,19 @@ from .audit import audit_record
 _CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 
 
+#: Longest case note (characters): a clinical note, not a document store.
+NOTE_MAX_LENGTH = 20000
+
+
+def case_note_validate(note: str) -> str:
+    if len(note) > NOTE_MAX_LENGTH:
+        raise ApplicationError(
+            _("The note is too long (at most %(limit)d characters).") % {"limit": NOTE_MAX_LENGTH},
+            {"field": "note", "limit": NOTE_MAX_LENGTH, "length": len(note)},
+        )
+    return note
+
+
 def case_code_validate(code: str) -> str:
     code = code.strip()
     if not _CODE_RE.match(code) or not any(ch.isdigit() for ch in code):
@@ -67,6 +80,7 @@ def case_create(
 ) -> Case:
     """Creates a case. ``etiology`` is a label name of the active set (or None)."""
     code = case_code_validate(code)
+    note = case_note_validate(note)
     if Case.objects.filter(code=code).exists():
         raise ApplicationError(_("A case with this code exists."), {"field": "code", "code": code})
     label = label_resolve(etiology)
@@ -207,7 +221,7 @@ def case_update(*, user: User, case: Case, data: dict[str, Any]) -> Case:
         changes["confirmed"] = [case.confirmed, bool(data["confirmed"])]
         case.confirmed = bool(data["confirmed"])
     if "note" in data:
-        case.note = data["note"]
+        case.note = case_note_validate(str(data["note"]))
     status = _status_change(user=user, case=case, data=data)
     if status is not None and status != case.status:
         changes["status"] = [case.status, status]

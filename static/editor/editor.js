@@ -190,6 +190,9 @@
     constructor(root, s) {
       this.root = root;
       this.el = $(".cs-element", root);
+      // Right-drag is a tool gesture, not the browser's menu (a listener: the CSP forbids
+      // inline handlers).
+      this.el.addEventListener("contextmenu", (e) => e.preventDefault());
       this.s = s;
       this.z = s.firstZ;
       this.displayed = false;

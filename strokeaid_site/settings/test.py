@@ -10,6 +10,8 @@ from .base import DATABASES, Q_CLUSTER, STROKEAID
 # Each test session gets its own data directory (volumes, masks, models, exports).
 DATA_DIR = Path(tempfile.mkdtemp(prefix="strokeaid-test-"))
 STROKEAID["DATA_DIR"] = DATA_DIR
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

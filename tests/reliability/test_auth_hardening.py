@@ -91,8 +91,14 @@ def test_user_revokes_own_tokens(login_user: Any) -> None:
 
 def test_forwarded_for_header_does_not_bypass_the_throttle(login_user: Any) -> None:
     client = APIClient()
+    # A new username each time: the per-address throttle, not the per-user lockout, answers.
     codes = [
-        _login(client, password="wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code
+        client.post(
+            "/api/auth/token/",
+            {"username": f"guess{i}", "password": "wrong"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",
+        ).status_code
         for i in range(25)
     ]
     assert codes.count(429) >= 5, codes
@@ -111,3 +117,34 @@ def test_throttle_lets_logins_through_when_the_cache_is_down(
     # pytest-django's settings fixture resets Django's cache handlers on the change.
     response = _login(APIClient())
     assert response.status_code == 200, response.content
+
+
+def test_login_pages_and_token_route_lock_a_username_after_failures(
+    login_user: Any, make_user: Any, settings: Any, client: Any
+) -> None:
+    from axes.models import AccessAttempt
+
+    limit = settings.AXES_FAILURE_LIMIT
+    for _ in range(limit - 1):
+        response = client.post("/accounts/login/", {"username": "ward", "password": "nope"})
+        assert response.status_code == 200  # the form again, with its error
+    # The limit-th failure locks; then even the right password is refused.
+    assert client.post("/accounts/login/", {"username": "ward", "password": "x"}).status_code == 429
+    locked = client.post("/accounts/login/", {"username": "ward", "password": PASSWORD})
+    assert locked.status_code == 429 and b"lockout-message" in locked.content
+    # The same username and address is locked on the token route and the admin login too.
+    api = _login(APIClient())
+    assert api.status_code == 429 and set(api.json()) == {"message", "extra"}
+    admin = client.post("/admin/login/", {"username": "ward", "password": PASSWORD})
+    assert admin.status_code == 429
+    # Audited: the attempts are recorded with the address and username.
+    attempt = AccessAttempt.objects.get(username="ward")
+    assert attempt.failures_since_start >= limit and attempt.ip_address == "127.0.0.1"
+    # Another user at the same address is not locked out.
+    other = make_user("clinician", username="colleague")
+    other.set_password(PASSWORD)
+    other.save()
+    ok = APIClient().post(
+        "/api/auth/token/", {"username": "colleague", "password": PASSWORD}, format="json"
+    )
+    assert ok.status_code == 200

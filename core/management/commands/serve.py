@@ -11,6 +11,7 @@ killed worker never blocks training or a case's prediction for long.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -39,6 +40,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_collectstatic"]:
             call_command("collectstatic", interactive=False, verbosity=0)
+        # Files a killed server left behind (unreferenced volumes, stale upload spools).
+        swept = io.StringIO()
+        call_command("sweep_files", stdout=swept)
+        self.stdout.write(swept.getvalue().splitlines()[-1])
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         env = {**os.environ}
         children: list[tuple[str, subprocess.Popen[bytes]]] = []
