@@ -120,6 +120,15 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     }
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """The page tests drive the app with string predicates (``page.wait_for_function``), which
+    Playwright evaluates with ``eval``: the site's Content-Security-Policy forbids that, so these
+    contexts bypass it. tests/platform/test_csp_browser.py opens its own context that enforces
+    the policy and fails on any violation."""
+    return {**browser_context_args, "bypass_csp": True}
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
     """Saves a screenshot of the page when a browser test fails (CI keeps test-artifacts/)."""

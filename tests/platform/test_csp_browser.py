@@ -18,6 +18,15 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
+@pytest.fixture
+def page(browser: Any, browser_context_args: dict[str, Any]) -> Any:
+    """A page whose context enforces the Content-Security-Policy (the shared fixture's
+    contexts bypass it)."""
+    context = browser.new_context(**{**browser_context_args, "bypass_csp": False})
+    yield context.new_page()
+    context.close()
+
+
 def test_every_page_loads_without_csp_violations(
     page: Any, live_server: Any, make_user: Any, phantom_case: Any, registered_model: Any
 ) -> None:
