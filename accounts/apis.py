@@ -45,6 +45,7 @@ class TokenObtainApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes = [ExpiringTokenAuthentication, SessionAuthentication]
     throttle_classes = [TokenThrottle]
+    error_statuses = (401, 429)
 
     def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
         drf_request = super().initialize_request(request, *args, **kwargs)

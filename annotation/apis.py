@@ -127,6 +127,8 @@ def _mask_response(
 class _SeriesMaskApi(APIView):
     """The caller's own mask on a series (GET current, PUT a new revision)."""
 
+    error_statuses = (412, 428)
+
     permission_classes = [HasAnyRole]
     content_negotiation_class = FallbackContentNegotiation
     fmt = "raw"
@@ -305,6 +307,8 @@ class AnnotationRestoreApi(APIView):
     """``POST /api/annotations/{id}/revisions/{n}/restore/``: revision n becomes current
     again as a new revision (``If-Match`` optional, checked when sent)."""
 
+    error_statuses = (412,)
+
     permission_classes = [HasAnyRole]
 
     @extend_schema(request=None, responses=SaveOutputSerializer)
@@ -322,6 +326,7 @@ class AnnotationRestoreApi(APIView):
 
 
 class _TransitionApi(APIView):
+    error_statuses = (412,)
     permission_classes = [HasAnyRole]
 
     def _run(self, request: Request, annotation: Annotation, comment: str) -> Annotation:

@@ -1,5 +1,5 @@
 """Shared setup of the platform benchmarks: Django with throw-away data and database, and the
-platform served as deployed (daphne + the ASGI app) on a free loopback port."""
+platform served as deployed (uvicorn + the ASGI app) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def wait_http(port: int, path: str, timeout: float = 120.0) -> None:
 
 
 def start_platform(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    """daphne serving ``strokeaid_site.asgi:application`` on 127.0.0.1:``port``."""
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    cmd.append("strokeaid_site.asgi:application")
+    """The ASGI server serving ``strokeaid_site.asgi:application`` on 127.0.0.1:``port``."""
+    sys.path.insert(0, str(ROOT))
+    from strokeaid_site.server import server_command
+
+    cmd = server_command(host="127.0.0.1", port=port)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

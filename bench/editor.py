@@ -1,6 +1,6 @@
 """Benchmark: the slice editor's first rendered slice and mask save round trip (JSON out).
 
-The platform runs as deployed (daphne + the ASGI app, SQLite, a temporary data dir, static
+The platform runs as deployed (uvicorn + the ASGI app, SQLite, a temporary data dir, static
 files collected and served by WhiteNoise) on a free loopback port, with one phantom case of
 three 25 x 256 x 256 series (DWI, ADC, FLAIR). Debian's Chromium (Playwright, headless) then:
 
@@ -82,7 +82,7 @@ def run(loads: int, saves: int) -> dict[str, Any]:
     try:
         env, case_id, session_key = prepare(work)
         port = free_port()
-        server = start_platform(env, port, work / "daphne.log")
+        server = start_platform(env, port, work / "server.log")
         wait_http(port, "/healthz")
         base = f"http://127.0.0.1:{port}"
         url = f"{base}/annotation/cases/{case_id}/"

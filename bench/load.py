@@ -1,12 +1,12 @@
 """Benchmark: mixed load on the platform as deployed, on PostgreSQL (JSON out).
 
 The outside probe's mix: 70 % windowed slice PNGs, 15 % case list, 15 % mask GETs, from
-``--clients`` keep-alive threads for ``--duration`` seconds each, against daphne serving the
+``--clients`` keep-alive threads for ``--duration`` seconds each, against uvicorn serving the
 ASGI app on loopback with a throw-away PostgreSQL database (``DATABASE_URL``'s server,
 default the local one). Reports per client count: requests/s, p50/p99 latency, the number of
 5xx answers and failed connections, and the most PostgreSQL connections the server held
 (sampled from ``pg_stat_activity``). The baseline is the old default ``CONN_MAX_AGE=60``
-(a persistent connection per daphne thread), run the same way. Targets at 16 clients:
+(a persistent connection per request thread), run the same way. Targets at 16 clients:
 0 errors and p99 <= 250 ms.
 
 Usage: ``.venv/bin/python bench/load.py [--clients 8 16] [--duration 30] [--runs 1]
@@ -175,7 +175,7 @@ def run_config(
 ) -> dict[str, Any]:
     port = free_port()
     server_env = {**env, "CONN_MAX_AGE": str(conn_max_age)}
-    server = start_platform(server_env, port, work / f"daphne-{conn_max_age}.log")
+    server = start_platform(server_env, port, work / f"server-{conn_max_age}.log")
     try:
         wait_http(port, "/healthz")
         out: dict[str, Any] = {}

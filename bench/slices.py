@@ -2,7 +2,7 @@
 
 One phantom DWI series (25 x 256 x 256) is written as DICOM, ingested into the platform and
 uploaded to Orthanc (Debian's ``orthanc``; installed with apt-get when missing). Both servers
-run on loopback: the platform as deployed (daphne + the ASGI app, SQLite, temp data dir),
+run on loopback: the platform as deployed (uvicorn + the ASGI app, SQLite, temp data dir),
 Orthanc from a temp JSON config (own storage, free port, no remote access, no auth). Then
 ``--clients`` threads with keep-alive connections request every slice in turn, as a review
 strip or thumbnail grid does: ``/api/series/{id}/slices/{z}.png`` (token auth) against
@@ -204,7 +204,7 @@ def main() -> None:
     try:
         env, series_id, token, files = prepare_platform(work)
         platform_port, orthanc_port = free_port(), free_port()
-        processes.append(start_platform(env, platform_port, work / "daphne.log"))
+        processes.append(start_platform(env, platform_port, work / "server.log"))
         processes.append(start_orthanc(work, orthanc_port, work / "orthanc.log"))
         wait_http(platform_port, "/healthz")
         wait_http(orthanc_port, "/system")
@@ -236,7 +236,7 @@ def main() -> None:
             "duration_s": args.duration,
             "runs": args.runs,
             "cpus": os.cpu_count(),
-            "platform": {"server": "daphne (1 process)", **platform},
+            "platform": {"server": "uvicorn (1 process)", **platform},
             "orthanc": {"server": "Orthanc " + orthanc_version(orthanc_port), **orthanc},
             "ratio_rps": ratio,
             "targets": {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Container entry point: one image, several roles. tini (PID 1) runs this script, and every role
 # ends in `exec`, so the long-running process receives SIGTERM from tini directly.
-#   web                  daphne: HTTP and websockets (ASGI strokeaid_site.asgi:application)
+#   web                  uvicorn: HTTP and websockets (ASGI strokeaid_site.asgi:application)
 #   worker               django-q2 cluster for the "default" queue (ingestion, prediction, export)
 #   training-worker      django-q2 cluster for the "training" queue; first marks training runs
 #                        left "running" by a killed worker as "interrupted"
@@ -26,9 +26,12 @@ role="${1:-web}"
 case "$role" in
   web)
     shift || true
-    # --proxy-headers: client address and scheme from the Ingress / reverse proxy.
-    exec daphne --bind 0.0.0.0 --port "${PORT:-8000}" --proxy-headers \
-      --websocket_timeout 86400 "$@" strokeaid_site.asgi:application
+    # uvicorn streams bodies to the app (oversized ones are refused before they are read, see
+    # strokeaid_site/bodylimit.py and strokeaid_site/server.py). --proxy-headers: client address
+    # and scheme from the Ingress / reverse proxy at FORWARDED_ALLOW_IPS.
+    exec uvicorn strokeaid_site.asgi:application --host 0.0.0.0 --port "${PORT:-8000}" \
+      --lifespan off --ws websockets --http httptools --loop uvloop --no-access-log \
+      --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" "$@"
     ;;
   worker)
     reap_stale_jobs

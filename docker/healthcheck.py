@@ -27,7 +27,7 @@ def main() -> int:
     commands = _running_commands()
     if any("qcluster" in command for command in commands):
         return 0
-    if not any("daphne" in command for command in commands):
+    if not any("uvicorn" in command for command in commands):
         # A one-shot role (migrate, demo) or a custom command: nothing to probe.
         return 0
     port = os.environ.get("PORT", "8000")

@@ -1,8 +1,9 @@
-"""``manage.py serve``: task workers plus daphne (HTTP + websockets), stopped together.
+"""``manage.py serve``: task workers plus uvicorn (HTTP + websockets), stopped together.
 
 Starts two django-q2 clusters as child processes, ``qcluster`` for the default queue
 (ingestion, prediction, export) and one with ``Q_CLUSTER_NAME=training`` for training runs
-(so a long training never blocks a prediction), then daphne in the foreground. SIGINT and
+(so a long training never blocks a prediction), then the ASGI server (uvicorn,
+``strokeaid_site.server``) in the foreground. SIGINT and
 SIGTERM are forwarded to every child; when any child ends, the others are stopped too, so no
 orphaned worker keeps running after the server is gone. Every ``REAP_INTERVAL`` seconds (and
 once at start) jobs whose worker died are marked interrupted (``manage.py reap_jobs``), so a
@@ -24,12 +25,14 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from strokeaid_site.server import server_command
+
 STOP_TIMEOUT = 15.0
 REAP_INTERVAL = 60.0
 
 
 class Command(BaseCommand):
-    help = "Serve Stroke AID: daphne (HTTP + websockets) and the django-q2 task workers."
+    help = "Serve Stroke AID: uvicorn (HTTP + websockets) and the django-q2 task workers."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -59,20 +62,8 @@ class Command(BaseCommand):
                 )
             )
         host, port = options["host"], str(options["port"])
-        daphne = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                host,
-                "-p",
-                port,
-                "strokeaid_site.asgi:application",
-            ],
-            env=env,
-        )
-        children.append(("web", daphne))
+        web = subprocess.Popen(server_command(host=host, port=int(port)), env=env)
+        children.append(("web", web))
         shown = f"[{host}]" if ":" in host else host
         self.stdout.write(self.style.SUCCESS(f"Stroke AID is serving at http://{shown}:{port}/"))
         self.stdout.write("Press Ctrl+C to stop the server and its workers.")
@@ -83,7 +74,7 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
             # SIGTERM rather than the signal received: a child started from a background shell
-            # ignores SIGINT, and both daphne and qcluster shut down cleanly on SIGTERM.
+            # ignores SIGINT, and both uvicorn and qcluster shut down cleanly on SIGTERM.
             for _name, child in children:
                 if child.poll() is None:
                     child.terminate()
@@ -103,7 +94,7 @@ class Command(BaseCommand):
             _stop_all(children)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        code = daphne.returncode
+        code = web.returncode
         if code not in (0, None, -signal.SIGINT, -signal.SIGTERM) and not stopping:
             sys.exit(code)
 
