@@ -1,5 +1,5 @@
-"""Mixed load at 16 clients on PostgreSQL, the platform served as deployed (uvicorn): no 5xx, no failed
-connection, and a bounded number of database connections (bench/load.py, shortened)."""
+"""Mixed load at 16 clients on PostgreSQL, the platform served as deployed (uvicorn): no 5xx,
+no failed connection, and a bounded number of database connections (bench/load.py, short)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,6 @@ def test_sixteen_clients_get_no_server_error_and_few_connections() -> None:
     at16 = report["stroke_aid"]["16"]
     assert at16["requests"] > 100, at16
     assert at16["server_errors"] == 0 and at16["failed_connections"] == 0, at16
-    # One short-lived connection per request in flight (Django's per-request threads), never one kept
-    # per thread and client as before: well under PostgreSQL's default max_connections (100).
+    # One short-lived connection per request in flight (Django's per-request threads), never
+    # one kept per thread as before: well under PostgreSQL's default max_connections (100).
     assert at16["peak_db_connections"] <= 24, at16
