@@ -5,9 +5,11 @@ The outside probe's mix: 70 % windowed slice PNGs, 15 % case list, 15 % mask GET
 ASGI app on loopback with a throw-away PostgreSQL database (``DATABASE_URL``'s server,
 default the local one). Reports per client count: requests/s, p50/p99 latency, the number of
 5xx answers and failed connections, and the most PostgreSQL connections the server held
-(sampled from ``pg_stat_activity``). The baseline is the old default ``CONN_MAX_AGE=60``
-(a persistent connection per request thread), run the same way. Targets at 16 clients:
-0 errors and p99 <= 250 ms.
+(sampled from ``pg_stat_activity``). The platform runs with its defaults (a psycopg 3
+connection pool per process); the baseline is the old default, no pool and
+``CONN_MAX_AGE=60`` (a persistent connection per request thread), run the same way.
+Targets at 16 clients: 0 errors and p99 <= 250 ms. ``--web-workers N`` runs N server
+processes (``WEB_CONCURRENCY``).
 
 Usage: ``.venv/bin/python bench/load.py [--clients 8 16] [--duration 30] [--runs 1]
 [--no-baseline]``.
@@ -43,10 +45,9 @@ def _pg_url(name: str) -> str:
 
 def _admin(*statements: str) -> None:
     """Runs statements on the server's maintenance database (CREATE/DROP DATABASE)."""
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(_pg_url("postgres"))
-    conn.autocommit = True
+    conn = psycopg.connect(_pg_url("postgres"), autocommit=True)
     with conn.cursor() as cur:
         for statement in statements:
             cur.execute(statement)
@@ -55,7 +56,7 @@ def _admin(*statements: str) -> None:
 
 def prepare(work: Path) -> tuple[dict[str, str], dict[str, Any]]:
     """A fresh PostgreSQL database with one phantom case (DWI, ADC, FLAIR) and a saved mask."""
-    _admin(f"DROP DATABASE IF EXISTS {DB_NAME}", f"CREATE DATABASE {DB_NAME}")
+    _admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "strokeaid_site.settings.local",
@@ -93,21 +94,32 @@ def prepare(work: Path) -> tuple[dict[str, str], dict[str, Any]]:
     return env, {"series": [s.pk for s in series.values()], "dwi": dwi.pk, "token": token.key}
 
 
-def _urls(ids: dict[str, Any], rng: random.Random) -> str:
+def _urls(ids: dict[str, Any], rng: random.Random) -> tuple[str, str]:
+    """(kind, url) of the next request of the mix."""
     roll = rng.random()
     if roll < 0.70:
         sid = rng.choice(ids["series"])
-        return f"/api/series/{sid}/slices/{rng.randrange(SHAPE[0])}.png"
+        return "slice", f"/api/series/{sid}/slices/{rng.randrange(SHAPE[0])}.png"
     if roll < 0.85:
-        return "/api/cases/?page_size=20"
-    return f"/api/series/{ids['dwi']}/mask.raw"
+        return "case_list", "/api/cases/?page_size=20"
+    return "mask", f"/api/series/{ids['dwi']}/mask.raw"
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    every = sorted(values)
+    n = len(every)
+    if not n:
+        return {"p50_ms": None, "p99_ms": None}
+    return {
+        "p50_ms": round(1000 * every[n // 2], 2),
+        "p99_ms": round(1000 * every[min(n - 1, int(n * 0.99))], 2),
+    }
 
 
 def _connections(stop: threading.Event, peak: list[int]) -> None:
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(_pg_url("postgres"))
-    conn.autocommit = True
+    conn = psycopg.connect(_pg_url("postgres"), autocommit=True)
     with conn.cursor() as cur:
         while not stop.wait(0.25):
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (DB_NAME,))
@@ -118,6 +130,7 @@ def _connections(stop: threading.Event, peak: list[int]) -> None:
 def hammer(port: int, ids: dict[str, Any], clients: int, duration: float) -> dict[str, Any]:
     headers = {"Authorization": f"Token {ids['token']}", "Accept-Encoding": "gzip"}
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    by_kind: dict[str, list[float]] = {"slice": [], "case_list": [], "mask": []}
     server_errors = [0] * clients
     failures = [0] * clients
     barrier = threading.Barrier(clients + 1)
@@ -128,7 +141,7 @@ def hammer(port: int, ids: dict[str, Any], clients: int, duration: float) -> dic
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         barrier.wait()
         while time.monotonic() < deadline[0]:
-            url = _urls(ids, rng)
+            kind, url = _urls(ids, rng)
             start = time.perf_counter()
             try:
                 conn.request("GET", url, headers=headers)
@@ -139,7 +152,9 @@ def hammer(port: int, ids: dict[str, Any], clients: int, duration: float) -> dic
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 continue
-            latencies[i].append(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            latencies[i].append(elapsed)
+            by_kind[kind].append(elapsed)  # list.append is atomic under the GIL
             if response.status >= 500:
                 server_errors[i] += 1
         conn.close()
@@ -157,34 +172,35 @@ def hammer(port: int, ids: dict[str, Any], clients: int, duration: float) -> dic
         thread.join()
     stop.set()
     sampler.join(timeout=5)
-    every = sorted(x for per in latencies for x in per)
-    n = len(every)
+    every = [x for per in latencies for x in per]
     return {
-        "requests": n,
-        "req_per_s": round(n / duration, 1),
-        "p50_ms": round(1000 * every[n // 2], 2) if n else None,
-        "p99_ms": round(1000 * every[min(n - 1, int(n * 0.99))], 2) if n else None,
+        "requests": len(every),
+        "req_per_s": round(len(every) / duration, 1),
+        **_quantiles(every),
         "server_errors": sum(server_errors),
         "failed_connections": sum(failures),
         "peak_db_connections": peak[0],
+        "by_kind": {kind: _quantiles(values) for kind, values in by_kind.items()},
     }
 
 
 def run_config(
-    env: dict[str, str], ids: dict[str, Any], work: Path, conn_max_age: int, args: Any
+    env: dict[str, str], ids: dict[str, Any], work: Path, extra: dict[str, str], args: Any
 ) -> dict[str, Any]:
     port = free_port()
-    server_env = {**env, "CONN_MAX_AGE": str(conn_max_age)}
-    server = start_platform(server_env, port, work / f"server-{conn_max_age}.log")
+    server_env = {**env, **extra, "WEB_CONCURRENCY": str(args.web_workers)}
+    server = start_platform(server_env, port, work / f"server-{len(extra)}.log")
     try:
         wait_http(port, "/healthz")
         out: dict[str, Any] = {}
         for clients in args.clients:
             runs = [hammer(port, ids, clients, args.duration) for _ in range(args.runs)]
-            median = {
+            median: dict[str, Any] = {
                 key: statistics.median(r[key] for r in runs if r[key] is not None)
                 for key in runs[0]
+                if key != "by_kind"
             }
+            median["by_kind"] = runs[len(runs) // 2]["by_kind"]
             out[str(clients)] = median
         return out
     finally:
@@ -198,6 +214,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="server processes (WEB_CONCURRENCY)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="strokeaid-load-") as tmp:
         work = Path(tmp)
@@ -206,16 +225,18 @@ def main() -> None:
             "benchmark": "load",
             "mix": "70% slice PNG, 15% case list, 15% mask GET",
             "duration_s": args.duration,
-            "stroke_aid": run_config(env, ids, work, 0, args),
+            "stroke_aid": run_config(env, ids, work, {}, args),
         }
         if not args.no_baseline:
-            report["baseline_conn_max_age_60"] = run_config(env, ids, work, 60, args)
+            report["baseline_conn_max_age_60"] = run_config(
+                env, ids, work, {"DB_POOL": "false", "CONN_MAX_AGE": "60"}, args
+            )
         top = report["stroke_aid"][str(max(args.clients))]
         report["targets_met"] = {
             "zero_errors": top["server_errors"] == 0 and top["failed_connections"] == 0,
             "p99_le_250ms": top["p99_ms"] is not None and top["p99_ms"] <= 250,
         }
-    _admin(f"DROP DATABASE IF EXISTS {DB_NAME}")
+    _admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     print(json.dumps(report, indent=2))
 
 

@@ -19,7 +19,7 @@ from accounts.auth import request_user
 from accounts.permissions import role_required
 from accounts.roles import DATA_MANAGER
 from cases.selectors import case_get_for_user, series_get_for_user
-from core.api import FallbackContentNegotiation, HasAnyRole
+from core.api import FallbackContentNegotiation, HasAnyRole, PageNumberPagination
 from inference import selectors, services
 from inference.models import JobStatus, ModelVersion, PredictionJob, TrainingRun
 from inference.rendering import label_volume_nifti_gz
@@ -43,6 +43,8 @@ class TrainingRunListApi(APIView):
     """``GET /api/training-runs/`` (list) and ``POST`` (start a run, data managers only)."""
 
     permission_classes = [HasAnyRole]
+    # Declared for the schema (the list is documented as paginated); get() paginates itself.
+    pagination_class = PageNumberPagination
 
     def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         if self.request.method == "POST":
@@ -51,8 +53,6 @@ class TrainingRunListApi(APIView):
 
     @extend_schema(responses=TrainingRunListSerializer(many=True))
     def get(self, request: Request) -> Response:
-        from core.api import PageNumberPagination
-
         qs = selectors.training_run_list_for_user(user=request.user)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(qs, request, view=self)

@@ -126,6 +126,7 @@ class ExportDetailApi(APIView):
 class ExportDownloadApi(APIView):
     """``GET /api/exports/{id}/download/``: the zip (409 until the export is done)."""
 
+    error_statuses = (409,)
     permission_classes = [IsDataManager]
     content_negotiation_class = FallbackContentNegotiation
 

@@ -22,7 +22,7 @@ ERROR_DESCRIPTIONS = {
     "400": "Invalid input: the message says what, ``extra`` names the fields.",
     "401": "No valid credentials (missing, unknown or expired token).",
     "403": "Authenticated, but the role may not do this.",
-    "404": "Unknown, or not visible to the caller.",
+    "404": "Unknown, or not visible to the caller (lists: a page past the last one).",
     "409": "The object's current state does not allow this.",
     "412": "If-Match names an older revision (someone saved since).",
     "413": "The body is larger than this route accepts.",
@@ -54,8 +54,8 @@ class AutoSchema(SpectacularAutoSchema):
         codes = {"400", "503"}
         if self.get_auth():
             codes |= {"401", "403"}
-        if "{" in self.path:
-            codes.add("404")
+        if "{" in self.path or self._get_paginator() is not None:  # type: ignore[no-untyped-call]
+            codes.add("404")  # an unknown object in the path, or a page past the last
         if self.method in {"POST", "PUT", "PATCH", "DELETE"}:
             codes |= {"409", "413"}
         codes |= {str(code) for code in getattr(self.view, "error_statuses", ())}

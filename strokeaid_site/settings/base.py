@@ -149,10 +149,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # 0: a connection per request. Daphne serves sync views from a thread pool and each thread
-    # kept its own persistent connection, so 16 clients exhausted PostgreSQL's max_connections
-    # ("too many clients already"). Raise it only behind a pooler such as PgBouncer.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    # Persistent connections per request thread exhausted PostgreSQL's max_connections under
+    # 16 clients ("too many clients already"). Default: a psycopg 3 connection pool per process
+    # (DB_POOL_MAX connections at most, reused, no connect per request; Django then needs
+    # CONN_MAX_AGE 0). DB_POOL=false: a new connection per request (CONN_MAX_AGE, default 0),
+    # e.g. behind PgBouncer.
+    if env.bool("DB_POOL", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DB_POOL_MIN", default=1),
+            "max_size": env.int("DB_POOL_MAX", default=8),
+            "timeout": 10,
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

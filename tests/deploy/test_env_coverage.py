@@ -67,6 +67,8 @@ READ_ELSEWHERE = {
     "POSTGRES_PASSWORD": "the postgres image / compose interpolation of DATABASE_URL",
     "POSTGRES_DB": "the postgres image / compose interpolation of DATABASE_URL",
     "STROKEAID_HTTP_PORT": "compose interpolation (published port)",
+    "WEB_CONCURRENCY": "uvicorn (web server processes)",
+    "FORWARDED_ALLOW_IPS": "uvicorn (proxies whose X-Forwarded-* headers are trusted)",
 }
 
 

@@ -67,6 +67,8 @@ def test_database_down_is_a_json_503(neurologist: Any, settings: Any) -> None:
     auth_caches_clear()
     saved = dict(connection.settings_dict)
     connection.close()
+    if hasattr(connection, "close_pool"):  # PostgreSQL's pool keeps the old address
+        connection.close_pool()
     # Point the connection at a database that cannot be reached (no server on port 1; a
     # folder that does not exist for SQLite), as when the server restarts.
     if connection.vendor == "sqlite":
@@ -78,6 +80,8 @@ def test_database_down_is_a_json_503(neurologist: Any, settings: Any) -> None:
         response = client.get("/api/cases/")
     finally:
         connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
     assert response.status_code == 503

@@ -62,6 +62,11 @@ class Command(BaseCommand):
                 )
             )
         host, port = options["host"], str(options["port"])
+        if int(env.get("WEB_CONCURRENCY") or 1) > 1 and not getattr(settings, "REDIS_URL", ""):
+            self.stderr.write(
+                "WEB_CONCURRENCY > 1 without REDIS_URL: progress events reach only the web "
+                "process that sent them; set REDIS_URL or use one web process."
+            )
         web = subprocess.Popen(server_command(host=host, port=int(port)), env=env)
         children.append(("web", web))
         shown = f"[{host}]" if ":" in host else host
