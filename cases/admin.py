@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -16,7 +17,14 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.auth import request_user
 from cases.models import AuditEvent, Case, Label, LabelSet, Series, Study, UploadJob, Volume
-from cases.services.case import case_delete, case_update
+from cases.services.case import (
+    case_code_validate,
+    case_create,
+    case_delete,
+    case_note_validate,
+    case_update,
+)
+from strokeaid_site.errors import ApplicationError
 
 if TYPE_CHECKING:
     # django-stubs makes the admin classes generic; Django's own are not subscriptable at run
@@ -69,6 +77,33 @@ class SeriesInline(TabularInlineBase):
         return False
 
 
+class CaseAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The services' own checks as form errors, so a refused case is shown, not a 500."""
+
+    class Meta:
+        model = Case
+        fields = "__all__"
+
+    def clean_code(self) -> str:
+        return _checked(case_code_validate, self.cleaned_data["code"], "code")
+
+    def clean_note(self) -> str:
+        return _checked(case_note_validate, self.cleaned_data.get("note") or "", "note")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("confirmed") and not data.get("etiology"):
+            self.add_error("etiology", _("A confirmed case needs an etiology."))
+        return data
+
+
+def _checked(check: Any, value: str, field: str) -> str:
+    try:
+        return str(check(value))
+    except ApplicationError as exc:
+        raise forms.ValidationError(exc.message) from exc
+
+
 @admin.register(Case)
 class CaseAdmin(ModelAdminBase):
     list_display = ("code", "etiology", "confirmed", "status", "created_by", "updated_at")
@@ -78,11 +113,23 @@ class CaseAdmin(ModelAdminBase):
     # The status follows the workflow (services only); archive from the case page.
     readonly_fields = ("status", "created_by", "created_at", "updated_at")
     inlines = [SeriesInline]
+    form = CaseAdminForm
 
     def save_model(self, request: HttpRequest, obj: Case, form: Any, change: bool) -> None:
         if not change:
-            obj.created_by = request_user(request)
-            super().save_model(request, obj, form, change)
+            # Through the service like every other way of creating a case (audit event).
+            etiology = form.cleaned_data.get("etiology")
+            case = case_create(
+                user=request_user(request),
+                code=form.cleaned_data["code"],
+                etiology=etiology.name if etiology else None,
+                confirmed=bool(form.cleaned_data.get("confirmed")),
+                note=form.cleaned_data.get("note") or "",
+            )
+            obj.pk = case.pk
+            obj.created_by = case.created_by
+            obj.created_at = case.created_at
+            obj._state.adding = False
             return
         data = {
             name: form.cleaned_data[name]

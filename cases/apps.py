@@ -11,7 +11,7 @@ class CasesConfig(AppConfig):
     def ready(self) -> None:
         from strokeaid_site.events import register_job_kind
 
-        from .services.upload import upload_job_can_view
+        from .selectors import upload_job_can_view
 
         # Upload progress over the websocket: whoever may see the job's case may watch it.
         register_job_kind("upload", upload_job_can_view)

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from accounts.roles import CLINICIAN, DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
 from cases.models import Case, Label, Series, UploadJob, Volume
-from strokeaid_site.errors import ForbiddenError, NotFoundError
+from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -49,6 +49,12 @@ def case_can_write(*, user: User, case: Case) -> bool:
 
 def case_can_delete(*, user: User, case: Case) -> bool:
     return DATA_MANAGER in user_roles(user) or bool(getattr(user, "is_superuser", False))
+
+
+def case_get(*, case_id: int) -> Case | None:
+    """The case ``case_id`` with no permission check, or None: for commands run by the
+    operator (``manage.py predict``), never for requests."""
+    return Case.objects.filter(pk=case_id).first()
 
 
 def case_visible_queryset(*, user: User) -> QuerySet[Case]:
@@ -196,3 +202,24 @@ def staging_keys_referenced() -> list[str]:
         status__in=[UploadJob.Status.QUEUED, UploadJob.Status.RUNNING]
     ).exclude(staging_key="")
     return [f"{key}*" for key in active.values_list("staging_key", flat=True)]
+
+
+def upload_job_get_for_user(*, user: Any, job_id: int) -> UploadJob:
+    """The upload job ``job_id`` if its case is visible to ``user`` (else 404)."""
+    job = (
+        UploadJob.objects.filter(pk=job_id, case__in=case_visible_queryset(user=user))
+        .prefetch_related("series__volume")
+        .first()
+    )
+    if job is None:
+        raise NotFoundError(_("Upload not found."), {"job": job_id})
+    return job
+
+
+def upload_job_can_view(user: Any, job_id: int) -> bool:
+    """Websocket access check for the "upload" job kind."""
+    try:
+        upload_job_get_for_user(user=user, job_id=job_id)
+    except ApplicationError:
+        return False
+    return True

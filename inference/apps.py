@@ -19,12 +19,11 @@ class InferenceConfig(AppConfig):
 
         from . import selectors
         from .review_views import case_review_link
-        from .services.export import export_can_view
         from .views import case_predictions_panel_context
 
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
-        register_job_kind("export", export_can_view)
+        register_job_kind("export", selectors.export_can_view)
         register_prediction_overlay(selectors.prediction_overlay_url)
         register_case_file_prefixes(selectors.prediction_file_prefixes)
         register_key_owner("predictions", selectors.prediction_keys_referenced)

@@ -19,7 +19,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role, user_roles
 from cases import storage
 from cases.models import Case, Series
 from cases.selectors import case_visible_queryset
@@ -190,3 +190,13 @@ def model_keys_referenced() -> list[str]:
 
 def export_keys_referenced() -> list[str]:
     return [key for key in ExportJob.objects.values_list("result_key", flat=True) if key]
+
+
+def model_active_get() -> ModelVersion | None:
+    """The active model version, or None."""
+    return ModelVersion.objects.filter(is_active=True).select_related("label_set").first()
+
+
+def export_can_view(user: Any, export_id: int) -> bool:
+    """Websocket access check for ``ws/jobs/export/<id>/`` (data managers only)."""
+    return has_role(user, DATA_MANAGER) and ExportJob.objects.filter(pk=export_id).exists()

@@ -147,7 +147,7 @@ def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str
         "predictions": [
             _prediction_row(job, labels=labels, can_compare=can_compare) for job in jobs
         ],
-        "active_model": services.model_active_get(),
+        "active_model": selectors.model_active_get(),
         "can_predict": prediction_can_request(user=request_user(request), case=case),
         "post_url": reverse("inference-api:case-prediction-list", args=[case.pk]),
         "editor_url": reverse("annotation:editor", args=[case.pk]),

@@ -20,14 +20,9 @@ from rest_framework.views import APIView
 
 from accounts.auth import request_user
 from cases.models import Series, UploadJob
-from cases.selectors import case_get_for_user
+from cases.selectors import case_get_for_user, upload_job_get_for_user
 from cases.serializers import SeriesOutputSerializer
-from cases.services.upload import (
-    UploadResult,
-    upload_inputs_from_files,
-    upload_job_get_for_user,
-    upload_start,
-)
+from cases.services.upload import UploadResult, upload_inputs_from_files, upload_start
 from core.api import HasAnyRole
 
 

@@ -596,28 +596,3 @@ def _job_fail(job: UploadJob, error: dict[str, Any]) -> None:
         error=error,
     )
     job_event_send("upload", job.pk, {"status": job.status, "error": error})
-
-
-# --- reads ------------------------------------------------------------------------------------
-def upload_job_get_for_user(*, user: Any, job_id: int) -> UploadJob:
-    """The upload job ``job_id`` if its case is visible to ``user`` (else 404)."""
-    from cases.selectors import case_visible_queryset
-    from strokeaid_site.errors import NotFoundError
-
-    job = (
-        UploadJob.objects.filter(pk=job_id, case__in=case_visible_queryset(user=user))
-        .prefetch_related("series__volume")
-        .first()
-    )
-    if job is None:
-        raise NotFoundError(_("Upload not found."), {"job": job_id})
-    return job
-
-
-def upload_job_can_view(user: Any, job_id: int) -> bool:
-    """Websocket access check for the "upload" job kind."""
-    try:
-        upload_job_get_for_user(user=user, job_id=job_id)
-    except ApplicationError:
-        return False
-    return True

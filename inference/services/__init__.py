@@ -1,7 +1,7 @@
 """Writes of the inference app (datasets, training runs, model registry, predictions, demo).
 
 Other apps import from here: ``demo_model_ensure``, ``prediction_request``,
-``training_run_start``, ``model_activate``, ``model_active_get``.
+``training_run_start``, ``model_activate`` (reads: ``inference.selectors``).
 """
 
 from datetime import timedelta
@@ -15,7 +15,7 @@ from inference.services.prediction import (
     prediction_request,
     predictions_reap_stale,
 )
-from inference.services.registry import model_activate, model_active_get, model_version_register
+from inference.services.registry import model_activate, model_version_register
 from inference.services.training import (
     training_run_execute,
     training_run_start,
@@ -38,7 +38,6 @@ __all__ = [
     "demo_model_ensure",
     "jobs_reap_stale_all",
     "model_activate",
-    "model_active_get",
     "model_version_register",
     "prediction_execute",
     "prediction_label_volume",

@@ -47,11 +47,6 @@ FILTER_KEYS = ("etiology", "created_after", "created_before")
 MANIFEST_VERSION = 1
 
 
-def export_can_view(user: Any, export_id: int) -> bool:
-    """Websocket access check for ``ws/jobs/export/<id>/`` (data managers only)."""
-    return has_role(user, DATA_MANAGER) and ExportJob.objects.filter(pk=export_id).exists()
-
-
 def _send(job: ExportJob) -> None:
     job_event_send(
         "export",

@@ -32,8 +32,8 @@ from cases.services.audit import audit_record
 from core.jobs import job_heartbeat, job_request, jobs_reap_stale
 from inference.ml.predictor import ModelLoadError, PredictionOutput, Predictor
 from inference.models import JobStatus, ModelVersion, PredictionJob, PredictionSeries
+from inference.selectors import model_active_get
 from inference.services.arrays import SeriesMissingError, case_volumes_load, same_grid
-from inference.services.registry import model_active_get
 from strokeaid_site.conf import app_settings
 from strokeaid_site.errors import ApplicationError, ConflictError, ForbiddenError
 from strokeaid_site.events import job_event_send
@@ -81,12 +81,14 @@ def _send(job: PredictionJob) -> None:
 
 
 def prediction_request(
-    *, user: User, case: Case, model: ModelVersion | None = None
+    *, user: User, case: Case, model: ModelVersion | None = None, enqueue: bool = True
 ) -> tuple[PredictionJob, bool]:
     """Queues a prediction of ``case`` with the active model (or ``model``).
 
     Precondition: ``case`` came from ``case_get_for_user`` (visible to ``user``). A queued or
     running job of the same case and model is returned instead (``created=False``).
+    ``enqueue=False`` leaves the job queued for a caller that runs it in the foreground
+    (the ``predict`` command).
 
     Raises:
         ForbiddenError: a clinician asking for someone else's case.
@@ -118,7 +120,7 @@ def prediction_request(
         model=PredictionJob,
         target=target,
         create=create,
-        task="inference.tasks.prediction_execute",
+        task="inference.tasks.prediction_execute" if enqueue else None,
         group="prediction",
     )
 

@@ -48,11 +48,6 @@ def code_version() -> str:
         return "strokeaid 0.1.0"
 
 
-def model_active_get() -> ModelVersion | None:
-    """The active model version, or None."""
-    return ModelVersion.objects.filter(is_active=True).select_related("label_set").first()
-
-
 def model_version_register(
     *,
     name: str,

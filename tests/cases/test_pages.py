@@ -149,3 +149,34 @@ def test_panels_and_nav_items_from_other_apps(client, neurologist, phantom_case)
         _panels.update(saved_panels)
         _items.clear()
         _items.update(saved_items)
+
+
+def test_admin_add_case_goes_through_the_service(client, make_user) -> None:
+    from cases.models import AuditEvent, Case
+    from tests.factories import label
+
+    root = make_user(username="root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    etiology = label("lacunar")
+    response = client.post(
+        "/admin/cases/case/add/",
+        {
+            "code": "AD-0001",
+            "etiology": etiology.pk,
+            "confirmed": "on",
+            "note": "",
+            "series-TOTAL_FORMS": "0",
+            "series-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    case = Case.objects.get(code="AD-0001")
+    assert case.created_by == root
+    assert AuditEvent.objects.filter(verb="case.created", target_id=str(case.pk)).exists()
+    # A name as a code is refused on the form, not with a server error.
+    refused = client.post(
+        "/admin/cases/case/add/",
+        {"code": "Ivanov", "note": "", "series-TOTAL_FORMS": "0", "series-INITIAL_FORMS": "0"},
+    )
+    assert refused.status_code == 200 and b"pseudonym" in refused.content
+    assert not Case.objects.filter(code="Ivanov").exists()

@@ -9,10 +9,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from cases.models import Case
-from inference.models import JobStatus, PredictionJob
-from inference.services.prediction import prediction_execute
-from inference.services.registry import model_active_get
+from cases.selectors import case_get
+from inference.models import JobStatus
+from inference.selectors import model_active_get
+from inference.services.prediction import prediction_execute, prediction_request
 from strokeaid_site.errors import ApplicationError
 
 
@@ -29,21 +29,15 @@ class Command(BaseCommand):
         # Command-line runs are attributed to the first superuser (jobs always have a requester).
         user = get_user_model().objects.filter(is_superuser=True).order_by("id").first()
         for case_id in tqdm(options["case"], desc="cases"):
-            case = Case.objects.filter(pk=case_id).first()
+            case = case_get(case_id=case_id)
             if case is None:
                 raise CommandError(f"case {case_id} does not exist")
             try:
-                from inference.services.prediction import _reference_or_error
-
-                reference = _reference_or_error(case, list(case.series.all()))
+                job, _created = prediction_request(
+                    user=user or case.created_by, case=case, model=model, enqueue=False
+                )
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
-            job = PredictionJob.objects.create(
-                case=case,
-                model=model,
-                created_by=user or case.created_by,
-                reference_series=reference,
-            )
             job = prediction_execute(job_id=job.pk)
             if job.status != JobStatus.DONE:
                 raise CommandError(f"prediction {job.pk} failed: {job.error}")
