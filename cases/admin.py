@@ -82,7 +82,7 @@ class CaseAdminForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = Case
-        fields = "__all__"
+        fields = ("code", "etiology", "confirmed", "note")
 
     def clean_code(self) -> str:
         return _checked(case_code_validate, self.cleaned_data["code"], "code")

@@ -1,4 +1,4 @@
-"""Editor QA fixes in real Chromium: the brush starts on the case's etiology, a warning for
+"""The editor's labels in real Chromium: the brush starts on the case's etiology, a warning for
 other labels, lesion-slice navigation (N / Shift+N) and the notice before editing an
 approved mask."""
 

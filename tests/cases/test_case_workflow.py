@@ -1,4 +1,4 @@
-"""QA fixes of the cases app: the status follows the workflow (archive/unarchive only), series
+"""Case workflow and display: the status follows the workflow (archive/unarchive only), series
 in clinical order, the DWI default window, the API's JSON 404 and filter validation."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""QA fixes of the annotation app: one etiology per confirmed case on submit/approve/approved
+"""Annotation workflow rules: one etiology per confirmed case on submit/approve/approved
 import, the old review comment cleared on resubmission, the editor's default masks for a user
 without their own, and unarchiving recomputing the status from the annotations."""
 
