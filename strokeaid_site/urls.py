@@ -1,6 +1,10 @@
 """Root URL configuration: pages, the REST API under /api/, schema and health."""
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -14,19 +18,25 @@ from accounts.apis import TokenObtainApi
 from .errors import api_not_found
 from .health import healthz
 
+# The split view serves its start-up script as a file: no inline script for the CSP.
+_swagger = SpectacularSwaggerSplitView.as_view(
+    url_name="schema", permission_classes=[IsAuthenticated]
+)
+
+
+def api_docs(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """The browsable API docs; a browser that is not signed in is sent to the login page."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return _swagger(request, *args, **kwargs)
+
+
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Only the token route, the schema and /healthz answer anonymous callers (API contract):
     # the browsable docs need a signed-in user (the browser's session).
-    path(
-        "docs/",
-        # The split view serves its start-up script as a file: no inline script for the CSP.
-        SpectacularSwaggerSplitView.as_view(
-            url_name="schema", permission_classes=[IsAuthenticated]
-        ),
-        name="docs",
-    ),
+    path("docs/", api_docs, name="docs"),
     path("", include((cases.urls.api_urlpatterns, "cases"), namespace="cases-api")),
     path("", include((annotation.urls.api_urlpatterns, "annotation"), namespace="annotation-api")),
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),

@@ -162,7 +162,10 @@ def test_api_docs_load_swagger_ui_from_our_static_files(
 ) -> None:
     from django.contrib.staticfiles import finders
 
-    assert anon_client.get("/api/docs/").status_code in (401, 403)
+    # A browser that is not signed in is sent to the login page, and back afterwards.
+    anonymous = anon_client.get("/api/docs/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == "/accounts/login/?next=/api/docs/"
     client.force_login(neurologist)
     page = client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr.net" not in page and "https://" not in page.split("<body")[0]
@@ -183,3 +186,50 @@ def test_settings_load_from_a_copied_env_example() -> None:
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     result = _manage("check", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+def test_error_pages_are_in_the_site_layout_with_a_way_back(
+    client: Any, make_user: Any, settings: Any
+) -> None:
+    from django.test import RequestFactory
+
+    from strokeaid_site.errors import server_error_handler
+
+    clinician = make_user("clinician", username="ward-doctor")
+    client.force_login(clinician)
+    forbidden = client.get("/models/exports/")
+    assert forbidden.status_code == 403
+    page = forbidden.content.decode()
+    assert 'id="error-403"' in page and 'class="mainnav"' in page and "/cases/" in page
+    missing = client.get("/cases/999999/")
+    assert missing.status_code == 404 and 'id="error-404"' in missing.content.decode()
+    # The 500 page renders on its own (no context processors, no database).
+    settings.DEBUG = False
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        response = server_error_handler(RequestFactory().get("/cases/"))
+    assert response.status_code == 500 and b'id="error-500"' in response.content
+
+
+def test_refusals_are_logged_without_a_traceback_and_faults_with_one(settings: Any) -> None:
+    import logging
+    import sys
+
+    from django.core.exceptions import PermissionDenied
+
+    from strokeaid_site.logging import ExpectedRefusalFilter
+
+    assert "expected_refusals" in settings.LOGGING["handlers"]["console"]["filters"]
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except type(exc):
+            info = sys.exc_info()
+        return logging.LogRecord("django.request", logging.WARNING, "", 0, "x", (), info)
+
+    refused, fault = record(PermissionDenied()), record(RuntimeError("boom"))
+    assert ExpectedRefusalFilter().filter(refused) and refused.exc_info is None
+    assert ExpectedRefusalFilter().filter(fault) and fault.exc_info is not None
