@@ -76,7 +76,9 @@ class CaseUploadApi(APIView):
     def post(self, request: Request, case_id: int) -> Response:
         case = case_get_for_user(user=request.user, case_id=case_id, for_write=True)
         files = request.FILES.getlist("files")
-        data = self.InputSerializer(data={"files": files, "kind": request.POST.get("kind", "")})
+        # Kinds are matched whatever their case ("flair" is FLAIR), as scripts write them.
+        kind = request.POST.get("kind", "").strip().upper()
+        data = self.InputSerializer(data={"files": files, "kind": kind})
         data.is_valid(raise_exception=True)
         result = upload_start(
             user=request_user(request),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
 
 from cases.models import Case
+from inference.ml.trainer import EpochReport
 from inference.models import JobStatus, ModelVersion
 from inference.services.registry import model_activate
 from inference.services.sources import case_masks
@@ -41,7 +43,11 @@ DEMO_EPOCHS = 60
 
 
 def demo_model_ensure(
-    *, user: User | None = None, epochs: int = DEMO_EPOCHS, max_cases: int = 40
+    *,
+    user: User | None = None,
+    epochs: int = DEMO_EPOCHS,
+    max_cases: int = 40,
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> ModelVersion | None:
     """Makes sure a model exists: trains, registers (``is_demo``) and activates a demo one.
 
@@ -76,7 +82,7 @@ def demo_model_ensure(
     if not created:
         logger.warning("demo model: training run %s is already going", run.pk)
         return None
-    run = training_run_execute(run_id=run.pk)
+    run = training_run_execute(run_id=run.pk, on_epoch=on_epoch)
     if run.status != JobStatus.DONE:
         logger.error("demo model training failed: %s", run.error)
         return None

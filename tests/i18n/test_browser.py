@@ -23,6 +23,8 @@ def log_in(page: Any, live_server: Any, username: str) -> None:
 
 
 def switch_language(page: Any, code: str) -> None:
+    # The menu's change listener comes with site.js at the end of the page: wait for it.
+    page.wait_for_load_state("load")
     with page.expect_navigation():
         page.select_option("#language-select", code)
 
