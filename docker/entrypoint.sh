@@ -30,7 +30,7 @@ case "$role" in
     # strokeaid_site/bodylimit.py and strokeaid_site/server.py). --proxy-headers: client address
     # and scheme from the Ingress / reverse proxy at FORWARDED_ALLOW_IPS.
     exec uvicorn strokeaid_site.asgi:application --host 0.0.0.0 --port "${PORT:-8000}" \
-      --lifespan off --ws websockets --http httptools --loop uvloop --no-access-log \
+      --lifespan off --ws websockets-sansio --http httptools --loop uvloop --no-access-log \
       --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" "$@"
     ;;
   worker)

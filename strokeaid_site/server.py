@@ -31,7 +31,7 @@ def server_command(
         "--lifespan",
         "off",  # channels' router has no lifespan protocol
         "--ws",
-        "websockets",
+        "websockets-sansio",
         "--http",
         "httptools",
         "--loop",
