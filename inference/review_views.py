@@ -26,7 +26,7 @@ from cases.selectors import (
 )
 from inference import selectors
 from inference.exporters.base import pseudonym
-from inference.models import ExportJob, PredictionSeries
+from inference.models import ExportJob
 from inference.services import agreement as agreement_services
 from inference.services import export as export_services
 from inference.services import review as review_services
@@ -69,11 +69,7 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
     annotations = [a for a in annotation_list_for_series(series=series) if a.current_revision]
-    predictions = list(
-        PredictionSeries.objects.filter(series=series, job__status="done")
-        .select_related("job__model")
-        .order_by("-job__finished_at", "-job_id")[:20]
-    )
+    predictions = selectors.prediction_outputs_for_series(series=series)
     job_ids = [p.job_id for p in predictions]
     query = {"annotation": numbers["annotation"] or "", "prediction": numbers["prediction"] or ""}
     labels = list(labels_active())
@@ -303,7 +299,7 @@ def model_review_plot(request: HttpRequest, model_id: int, name: str) -> HttpRes
     review = review_services.model_review_get(model=model, split=split) if split else None
     if review is None or name not in ("confusion", "dice", "calibration"):
         raise Http404(_("No review has been computed for this model."))
-    colors = {lab.name: lab.color for lab in Label.objects.filter(label_set=model.label_set)}
+    colors = selectors.label_colors(label_set=model.label_set)
     return HttpResponse(_plot_svg(name, review, colors), content_type="image/svg+xml")
 
 
@@ -410,22 +406,13 @@ def _export_from_form(request: HttpRequest) -> ExportJob:
         case_ids = None  # the default dataset: confirmed cases with approved masks
     else:
         # Other combinations become an explicit list (newest mask of each case).
-        from annotation.models import Annotation
-
-        qs = Case.objects.all()
-        if confirmed in ("yes", "no"):
-            qs = qs.filter(confirmed=confirmed == "yes")
-        if filters["etiology"]:
-            qs = qs.filter(etiology__name=filters["etiology"])
-        if filters["created_after"]:
-            qs = qs.filter(created_at__date__gte=filters["created_after"])
-        if filters["created_before"]:
-            qs = qs.filter(created_at__date__lte=filters["created_before"])
-        masked = Annotation.objects.filter(current_revision__isnull=False)
-        if approved_only:
-            masked = masked.filter(state=Annotation.State.APPROVED)
-        qs = qs.filter(pk__in=masked.values("series__case_id"))
-        case_ids = sorted(qs.values_list("pk", flat=True))
+        case_ids = selectors.export_case_ids_matching(
+            confirmed=confirmed,
+            etiology=filters["etiology"],
+            created_after=filters["created_after"],
+            created_before=filters["created_before"],
+            approved_only=approved_only,
+        )
         if not case_ids:
             raise ApplicationError(_("No case matches these filters."))
         filters = {}

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role, user_roles
 from cases import storage
-from cases.models import Case, Series
+from cases.models import Case, Label, Series
 from cases.selectors import case_visible_queryset
 from inference.models import (
     DatasetSnapshot,
@@ -200,3 +200,45 @@ def model_active_get() -> ModelVersion | None:
 def export_can_view(user: Any, export_id: int) -> bool:
     """Websocket access check for ``ws/jobs/export/<id>/`` (data managers only)."""
     return has_role(user, DATA_MANAGER) and ExportJob.objects.filter(pk=export_id).exists()
+
+
+def prediction_outputs_for_series(*, series: Series, limit: int = 20) -> list[PredictionSeries]:
+    """The finished predictions of ``series``, newest first (caller checked access)."""
+    return list(
+        PredictionSeries.objects.filter(series=series, job__status=JobStatus.DONE)
+        .select_related("job__model")
+        .order_by("-job__finished_at", "-job_id")[:limit]
+    )
+
+
+def label_colors(*, label_set: Any) -> dict[str, str]:
+    """``label name -> colour`` of a model's label set (plots, legends)."""
+    return dict(Label.objects.filter(label_set=label_set).values_list("name", "color"))
+
+
+def export_case_ids_matching(
+    *,
+    confirmed: str,
+    etiology: str | None,
+    created_after: Any,
+    created_before: Any,
+    approved_only: bool,
+) -> list[int]:
+    """Ids of the cases with a saved mask (an approved one with ``approved_only``) that match
+    the export form's filters; ``confirmed`` is "yes", "no" or anything else for both."""
+    from annotation.models import Annotation
+
+    qs = Case.objects.all()
+    if confirmed in ("yes", "no"):
+        qs = qs.filter(confirmed=confirmed == "yes")
+    if etiology:
+        qs = qs.filter(etiology__name=etiology)
+    if created_after:
+        qs = qs.filter(created_at__date__gte=created_after)
+    if created_before:
+        qs = qs.filter(created_at__date__lte=created_before)
+    masked = Annotation.objects.filter(current_revision__isnull=False)
+    if approved_only:
+        masked = masked.filter(state=Annotation.State.APPROVED)
+    qs = qs.filter(pk__in=masked.values("series__case_id"))
+    return sorted(qs.values_list("pk", flat=True))

@@ -104,6 +104,26 @@ def test_export_form_takes_case_codes(
     assert job.case_ids == [case.pk] and job.status == "done", job.error
 
 
+def test_export_form_filters_become_an_explicit_case_list(
+    client: Any, make_phantom_case: Any, data_manager: Any
+) -> None:
+    from annotation.models import Annotation
+
+    approved = make_phantom_case("lacunar", seed=71)
+    draft = make_phantom_case("lacunar", seed=72, state=Annotation.State.DRAFT)
+    other = make_phantom_case("cardioembolic", seed=73)
+    make_phantom_case("lacunar", seed=74, mask=False)  # no mask: never exported
+    client.force_login(data_manager)
+    # Any saved mask (not only approved), one etiology: the matching cases by id.
+    client.post(
+        "/models/exports/",
+        {"format": "nnunet", "confirmed": "yes", "etiology": "lacunar"},
+    )
+    job = ExportJob.objects.get()
+    assert job.case_ids == sorted([approved.pk, draft.pk]), job.case_ids
+    assert other.pk not in job.case_ids
+
+
 def test_exports_page_gives_its_script_the_translated_statuses(
     client: Any, data_manager: Any
 ) -> None:
