@@ -26,7 +26,7 @@ from cases.selectors import (
 )
 from inference import selectors
 from inference.exporters.base import pseudonym
-from inference.models import ExportJob
+from inference.models import DatasetItem, ExportJob
 from inference.services import agreement as agreement_services
 from inference.services import export as export_services
 from inference.services import review as review_services
@@ -261,16 +261,23 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
         rows.sort(key=lambda r: (-(r.get("etiology_error") or 0.0), r["code"]))
     else:
         rows.sort(key=lambda r: (r.get("lesion_dice", 0.0), r["code"]))
+    # Etiologies and the split in the reader's language (the review stores label names).
+    titles = {lab.name: lab.title for lab in labels_active()}
+    for r in rows:
+        r["etiology_title"] = titles.get(r.get("etiology") or "", r.get("etiology"))
+        r["predicted_title"] = titles.get(r.get("predicted") or "", r.get("predicted"))
     confusion = []
     if review and review.get("confusion"):
         for name, row in zip(review["labels"], review["confusion"], strict=True):
-            confusion.append({"label": name, "counts": row})
+            confusion.append({"label": titles.get(name, name), "counts": row})
+    split_title = DatasetItem.Split(split).label if split in DatasetItem.Split.values else split
     return render(
         request,
         "inference/review/model.html",
         {
             "model": model,
             "split": split,
+            "split_title": split_title,
             "review": review,
             "rows": rows,
             "order": order,

@@ -188,3 +188,9 @@ def test_model_review_page(
     for name in ("confusion", "dice", "calibration"):
         svg = client.get(f"/models/{model.pk}/review/{name}.svg")
         assert svg.status_code == 200 and b"<svg" in svg.content
+    # Etiologies and the split read in the reader's language (Russian here).
+    client.cookies["django_language"] = "ru"
+    html = client.get(f"/models/{model.pk}/review/").content.decode()
+    assert "Выборка: Тест" in html or "Выборка: Валидация" in html, html[:3000]
+    table = html[html.index('id="confusion-table"') :]
+    assert "Кардиоэмболический" in table and ">cardioembolic<" not in table
