@@ -185,11 +185,19 @@ def hammer(port: int, ids: dict[str, Any], clients: int, duration: float) -> dic
 
 
 def run_config(
-    env: dict[str, str], ids: dict[str, Any], work: Path, extra: dict[str, str], args: Any
+    env: dict[str, str],
+    ids: dict[str, Any],
+    work: Path,
+    args: Any,
+    *,
+    name: str,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Serves with ``env`` plus ``extra`` and runs every client count; ``name`` labels the
+    server's log file."""
     port = free_port()
-    server_env = {**env, **extra, "WEB_CONCURRENCY": str(args.web_workers)}
-    server = start_platform(server_env, port, work / f"server-{len(extra)}.log")
+    server_env = {**env, **(extra or {}), "WEB_CONCURRENCY": str(args.web_workers)}
+    server = start_platform(server_env, port, work / f"server-{name}.log")
     try:
         wait_http(port, "/healthz")
         out: dict[str, Any] = {}
@@ -225,11 +233,16 @@ def main() -> None:
             "benchmark": "load",
             "mix": "70% slice PNG, 15% case list, 15% mask GET",
             "duration_s": args.duration,
-            "stroke_aid": run_config(env, ids, work, {}, args),
+            "stroke_aid": run_config(env, ids, work, args, name="stroke_aid"),
         }
         if not args.no_baseline:
             report["baseline_conn_max_age_60"] = run_config(
-                env, ids, work, {"DB_POOL": "false", "CONN_MAX_AGE": "60"}, args
+                env,
+                ids,
+                work,
+                args,
+                name="baseline",
+                extra={"DB_POOL": "false", "CONN_MAX_AGE": "60"},
             )
         top = report["stroke_aid"][str(max(args.clients))]
         report["targets_met"] = {
