@@ -89,16 +89,17 @@ def evaluate(
     per_case: list[dict[str, Any]] = []
     for case in cases:
         assert case.mask is not None
-        probs = predictor.infer(predictor.preprocess(case.volumes))
+        brain = predictor.brain(case.volumes)
+        probs = predictor.infer(predictor.preprocess(case.volumes, brain=brain), case.spacing)
         outs = {}
         for mode in RELABEL_MODES:
             predictor.relabel = mode
-            outs[mode] = out = predictor.postprocess(probs, case.spacing)
+            outs[mode] = out = predictor.postprocess(probs, case.spacing, brain=brain)
             for lab, c in overlap_counts(out.label_volume, case.mask, labels).items():
                 pooled[mode][lab] = pooled[mode][lab] + c
         # The same probabilities under the plain-argmax foreground rule, for comparison.
         predictor.relabel, predictor.foreground = "none", "argmax"
-        plain = predictor.postprocess(probs, case.spacing).label_volume != 0
+        plain = predictor.postprocess(probs, case.spacing, brain=brain).label_volume != 0
         predictor.foreground = "lesion_first"
         fg_argmax = fg_argmax + overlap_counts(plain, case.mask != 0, [1])[1]
         out = outs["none"]

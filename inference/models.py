@@ -132,6 +132,19 @@ class TrainingRun(Job):
         return f"training {self.pk} ({self.status})"
 
 
+#: Why the sanity rule refused a model (codes of ``inference.ml.trainer.unusable_reason``).
+UNUSABLE_REASONS = [
+    (
+        "lesion_dice_near_zero",
+        _("its validation lesion Dice is near zero: it does not find the lesions"),
+    ),
+    (
+        "lesion_everywhere",
+        _("its validation predictions cover an implausible share of the brain"),
+    ),
+]
+
+
 class ModelVersion(models.Model):
     """A registered, usable model: weights, spec, data, metrics. At most one is active."""
 
@@ -170,6 +183,12 @@ class ModelVersion(models.Model):
         help_text=_("Trained on synthetic phantoms: not for clinical use."),
     )
     is_active = models.BooleanField(_("active"), default=False)
+    # The sanity rule at registration (inference.ml.trainer.unusable_reason): a model that
+    # calls much of the brain lesion, or finds no lesion, can never be activated.
+    usable = models.BooleanField(_("usable"), default=True)
+    unusable_reason = models.CharField(
+        _("why unusable"), max_length=40, blank=True, default="", choices=UNUSABLE_REASONS
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -193,6 +212,13 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def unusable_message(self) -> str:
+        """Why the model cannot be activated, in the reader's language ("" when usable)."""
+        if self.usable:
+            return ""
+        return str(self.get_unusable_reason_display() or self.unusable_reason)
 
 
 class PredictionJob(Job):

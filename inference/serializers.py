@@ -71,6 +71,8 @@ class ModelOutputSerializer(serializers.ModelSerializer[ModelVersion]):
             "name",
             "is_active",
             "is_demo",
+            "usable",
+            "unusable_reason",
             "metrics",
             "spec",
             "hyperparameters",
@@ -88,6 +90,7 @@ class ModelOutputSerializer(serializers.ModelSerializer[ModelVersion]):
 class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
     etiology = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    flags = serializers.SerializerMethodField()
     case: serializers.PrimaryKeyRelatedField[Case] = serializers.PrimaryKeyRelatedField(
         read_only=True
     )
@@ -111,6 +114,7 @@ class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
             "lesions",
             "volumes_ml",
             "notes",
+            "flags",
             "case",
             "model",
             "reference_series",
@@ -123,6 +127,10 @@ class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
 
     def get_error(self, job: PredictionJob) -> str | None:
         return job.error or None
+
+    def get_flags(self, job: PredictionJob) -> list[str]:
+        """Warnings that make the result "not an answer" (``implausible_lesion_volume``)."""
+        return list((job.lesions or {}).get("flags") or [])
 
 
 class TrainingRunStartInputSerializer(serializers.Serializer[Any]):

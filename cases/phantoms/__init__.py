@@ -18,11 +18,19 @@ from .dicom import (
     supported_transfer_syntaxes,
     write_dicom_series,
 )
-from .generator import DEFAULT_LABEL_VALUES, SERIES_KINDS, PhantomCase, generate_case
+from .generator import (
+    ADC_UNITS,
+    DEFAULT_LABEL_VALUES,
+    SERIES_KINDS,
+    PhantomCase,
+    acquisition_variant,
+    generate_case,
+)
 from .lesions import ETIOLOGIES
 from .nifti import write_mask_nifti, write_nifti
 
 __all__ = [
+    "ADC_UNITS",
     "DEFAULT_LABEL_VALUES",
     "DEFAULT_SHAPE",
     "DEFAULT_SPACING",
@@ -32,6 +40,7 @@ __all__ = [
     "SERIES_KINDS",
     "STANDARD_FOV_MM",
     "PhantomCase",
+    "acquisition_variant",
     "case_seed",
     "encoder_available",
     "fake_phi",

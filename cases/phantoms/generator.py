@@ -50,6 +50,32 @@ SERIES_KINDS: tuple[str, ...] = ("DWI", "ADC", "FLAIR")
 
 B_VALUE = 1000.0  # s/mm^2
 
+#: ADC storage units -> factor from the generator's 10^-6 mm^2/s.
+ADC_UNITS: dict[str, float] = {"1e-6": 1.0, "1e-3": 1e-3, "mm2/s": 1e-6}
+
+
+def acquisition_variant(rng: np.random.Generator) -> dict[str, Any]:
+    """Random acquisition settings unlike the defaults (for robustness benchmarks and tests).
+
+    Matrix 128 or 256 (in-plane pixels 0.9-2.0 mm over a 220-256 mm field of view), 16-30
+    slices of 4-6.5 mm, an ADC unit drawn from :data:`ADC_UNITS`, scanner intensities
+    scaled by 10^-2..10^2 and noise 0.6-1.8 times the default. Returns keyword arguments of
+    :func:`generate_case`.
+    """
+    matrix = int(rng.choice((128, 256)))
+    fov = float(rng.uniform(220.0, 256.0))
+    pixel = max(0.9, min(2.0, fov / matrix))
+    nz = int(rng.integers(16, 31))
+    dz = float(rng.uniform(4.0, 6.5))
+    return {
+        "shape": (nz, matrix, matrix),
+        "spacing": (dz, pixel, pixel),
+        "adc_unit": str(rng.choice(sorted(ADC_UNITS))),
+        "intensity_scale": float(10.0 ** rng.uniform(-2.0, 2.0)),
+        "noise_scale": float(rng.uniform(0.6, 1.8)),
+    }
+
+
 # Fazekas-like white-matter-hyperintensity burden (number of FLAIR foci) per etiology:
 # small-vessel disease goes with lacunes and, less so, with atherosclerosis; dissection
 # ("other") patients are younger.
@@ -75,7 +101,7 @@ class PhantomCase:
         affine: 4x4 RAS affine of the NIfTI (x, y, z)-ordered array, i.e. of
             ``array.transpose(2, 1, 0)`` (nibabel convention).
         images: kind (``DWI``, ``ADC``, ``FLAIR``) -> float32 (z, y, x) volume. DWI and FLAIR
-            are in arbitrary scanner units, ADC in 1e-6 mm^2/s.
+            are in arbitrary scanner units, ADC in 1e-6 mm^2/s (or ``meta['adc_unit']``).
         mask: uint8 (z, y, x); ``label_value`` on lesion voxels, 0 elsewhere.
         label_value: the mask value of this case's etiology.
         lesions: one dict per lesion: ``centre`` (k, j, i index), ``centre_ras_mm``,
@@ -171,6 +197,10 @@ def generate_case(
     label_values: Mapping[str, int] = DEFAULT_LABEL_VALUES,
     code: str | None = None,
     anatomy: str = "auto",
+    adc_unit: str = "1e-6",
+    intensity_scale: float = 1.0,
+    noise_scale: float = 1.0,
+    healthy: bool = False,
 ) -> PhantomCase:
     """Generate one phantom case deterministically from ``seed``.
 
@@ -185,10 +215,22 @@ def generate_case(
         code: case code; defaults to ``PH-S<seed>``.
         anatomy: ``"auto"`` (MNI152 from nilearn if installed), ``"mni152"`` or
             ``"analytic"``.
+        adc_unit: unit of the ADC map as a scanner would store it: ``"1e-6"`` (10^-6
+            mm^2/s, the default: normal WM ~ 730), ``"1e-3"`` (normal WM ~ 0.73) or
+            ``"mm2/s"`` (normal WM ~ 0.00073). Vendors and converters differ.
+        intensity_scale: factor on the DWI and FLAIR scanner units (receiver gain and
+            reconstruction scaling differ by vendor and protocol).
+        noise_scale: factor on the noise level (1 = the default protocol's SNR).
+        healthy: no acute lesion (an empty mask): the same head, white-matter
+            hyperintensities and noise, for "no lesion found" checks.
 
     Returns:
         A :class:`PhantomCase`.
     """
+    if adc_unit not in ADC_UNITS:
+        raise ValueError(f"unknown ADC unit {adc_unit!r}; expected one of {sorted(ADC_UNITS)}")
+    if not (intensity_scale > 0 and noise_scale >= 0):
+        raise ValueError("intensity_scale must be > 0 and noise_scale >= 0")
     if etiology not in ETIOLOGIES:
         raise ValueError(f"unknown etiology {etiology!r}; expected one of {ETIOLOGIES}")
     if etiology not in label_values:
@@ -211,6 +253,8 @@ def generate_case(
     # --- acute lesions ---------------------------------------------------------------
     rng_l = rngs["lesions"]
     specs: list[LesionSpec] = lesion_specs(etiology, rng_l)
+    if healthy:
+        specs = []
     drawn = draw_lesions(rng_l, specs, base, grid, pose, tissue)
     mask_bool = np.zeros(shape, dtype=bool)
     les = np.zeros(shape, dtype=np.float32)  # restriction strength x partial volume
@@ -284,7 +328,7 @@ def generate_case(
     # ADC from the noise-free pair, then the noise propagated from both b-values (the
     # trace averages 3 directions). Background is masked to 0 as on scanner ADC maps.
     rn = rngs["noise"]
-    sigma_rel = float(rn.uniform(0.018, 0.03))  # DWI noise relative to b0 WM signal
+    sigma_rel = float(rn.uniform(0.018, 0.03)) * noise_scale  # relative to b0 WM signal
     head = s0_clean > f32(0.15)
     safe_s0 = np.where(head, s0_clean, f32(1.0))
     safe_dwi = np.maximum(dwi_clean, f32(1e-4))
@@ -302,9 +346,10 @@ def generate_case(
     bias_d = _bias_field(rn, shape, bias_amp)
     bias_f = _bias_field(rn, shape, bias_amp)
     dwi_img = _rician(rn, dwi_clean * bias_d, sigma_rel, scratch)
-    dwi_img *= f32(dwi_scale)
+    dwi_img *= f32(dwi_scale * intensity_scale)
     flair_img = _rician(rn, flair_clean * bias_f, sigma_rel * 0.7, scratch)
-    flair_img *= f32(flair_scale)
+    flair_img *= f32(flair_scale * intensity_scale)
+    adc_img *= f32(ADC_UNITS[adc_unit])
 
     mask = mask_bool.astype(np.uint8) * np.uint8(label_value)
     voxel_ml = float(np.prod(spacing)) / 1000.0
@@ -349,5 +394,8 @@ def generate_case(
             "noise_sigma_rel": sigma_rel,
             "n_wmh": n_wmh,
             "b_value": B_VALUE,
+            "adc_unit": adc_unit,
+            "intensity_scale": intensity_scale,
+            "noise_scale": noise_scale,
         },
     )

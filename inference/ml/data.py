@@ -13,8 +13,16 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
+from inference.ml.losses import UNKNOWN_LESION
 from inference.ml.networks import ModelSpec
-from inference.ml.transforms import Geometry, fit_images, fit_masks, stack_for_spec
+from inference.ml.transforms import (
+    Geometry,
+    _padding,
+    fit_images,
+    fit_masks,
+    resampled_size,
+    stack_for_spec,
+)
 
 SplitName = Literal["train", "val", "test"]
 K = TypeVar("K", bound=Hashable)
@@ -30,6 +38,10 @@ class CaseArrays:
         mask: uint8 ``(z, y, x)`` label values (0 = background), or ``None``.
         spacing: ``(z, y, x)`` voxel size in mm.
         etiology: confirmed case-level label value, or ``None``.
+        etiology_known: ``False`` for a mask drawn on a case without a confirmed etiology
+            (semi-supervised training): its lesion voxels teach where lesions are, with the
+            etiology part of the loss masked (``losses.UNKNOWN_LESION``); whatever label
+            values the mask carries are ignored.
     """
 
     case_id: str
@@ -37,6 +49,7 @@ class CaseArrays:
     mask: npt.NDArray[np.uint8] | None = None
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     etiology: int | None = None
+    etiology_known: bool = True
 
 
 # --------------------------------------------------------------------------- splits
@@ -216,23 +229,35 @@ class SliceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return weights
 
 
-def common_geometry(sizes: Sequence[tuple[int, int]], spec: ModelSpec) -> list[Geometry]:
+def common_geometry(
+    sizes: Sequence[tuple[int, int]],
+    spec: ModelSpec,
+    spacings: Sequence[tuple[float, float]] | None = None,
+) -> list[Geometry]:
     """Per-case geometries that bring all slices to ONE network size (so they stack).
 
-    With ``spec.image_size`` every case is resized to it; otherwise every case is padded to
-    the largest height/width, rounded up to :attr:`ModelSpec.size_multiple`.
+    With ``spec.image_size`` every case is resized to it; with ``spec.target_spacing`` (and
+    each case's in-plane ``spacings``) every case is resampled to that pixel size, then all
+    are padded to the largest height/width, rounded up to :attr:`ModelSpec.size_multiple`;
+    otherwise every case is padded the same way as it is.
     """
     if spec.image_size is not None:
         size = spec.image_size
         return [Geometry(s, size, (0, 0, 0, 0), True) for s in sizes]
+    inners: list[tuple[int, int] | None] = [None] * len(sizes)
+    if spec.target_spacing is not None and spacings is not None:
+        inners = [
+            resampled_size(s, sp, spec.target_spacing)
+            for s, sp in zip(sizes, spacings, strict=True)
+        ]
+    fitted = [inner or size for inner, size in zip(inners, sizes, strict=True)]
     m = spec.size_multiple
-    th = -(-max(s[0] for s in sizes) // m) * m
-    tw = -(-max(s[1] for s in sizes) // m) * m
-    out = []
-    for h, w in sizes:
-        top, left = (th - h) // 2, (tw - w) // 2
-        out.append(Geometry((h, w), (th, tw), (top, th - h - top, left, tw - w - left), False))
-    return out
+    th = -(-max(s[0] for s in fitted) // m) * m
+    tw = -(-max(s[1] for s in fitted) // m) * m
+    return [
+        Geometry(size, (th, tw), _padding(fit, (th, tw)), False, inner)
+        for size, fit, inner in zip(sizes, fitted, inners, strict=True)
+    ]
 
 
 def _fit_case(
@@ -287,7 +312,10 @@ def build_slice_dataset(
         stack = stack_for_spec(case.volumes, spec)
         if tuple(case.mask.shape) != (stack.shape[0], *stack.shape[2:]):
             raise ValueError(f"case {case.case_id}: mask shape differs from the images")
-        classes = mask_to_classes(case.mask, spec)
+        if case.etiology_known:
+            classes = mask_to_classes(case.mask, spec)
+        else:
+            classes = np.where(case.mask > 0, UNKNOWN_LESION, 0).astype(np.int64)
         has_lesion = classes.reshape(classes.shape[0], -1).any(axis=1)
         lesion_z = np.flatnonzero(has_lesion)
         empty_z = np.flatnonzero(~has_lesion)
@@ -298,12 +326,17 @@ def build_slice_dataset(
         stacks.append(stack[z])
         masks.append(classes[z])
         chosen.append(z)
+        size = (stack.shape[2], stack.shape[3])
         if spec.image_size is not None:
             # Resizing needs no other case: shrink now so full-size stacks never pile up.
-            fitted = _fit_case(
-                stacks[-1], masks[-1], common_geometry([(stack.shape[2], stack.shape[3])], spec)[0]
-            )
-            stacks[-1], masks[-1] = fitted
+            geometry = common_geometry([size], spec)[0]
+            stacks[-1], masks[-1] = _fit_case(stacks[-1], masks[-1], geometry)
+        elif spec.target_spacing is not None:
+            # Resample to the network's pixel size now; the padding to a common size below.
+            inner = resampled_size(size, case.spacing[1:], spec.target_spacing)
+            geometry = Geometry(size, inner, (0, 0, 0, 0), False, inner)
+            stacks[-1], masks[-1] = _fit_case(stacks[-1], masks[-1], geometry)
+    # Spacings are left out: every stack is on the network's pixel size by now.
     geometries = common_geometry([(s.shape[2], s.shape[3]) for s in stacks], spec)
     xs, ys = [], []
     for stack, mask, geometry in zip(stacks, masks, geometries, strict=True):
@@ -321,6 +354,7 @@ def build_slice_dataset(
         slice_index=torch.from_numpy(np.concatenate(chosen).astype(np.int64)),
         case_ids=[c.case_id for c in cases],
         case_etiology=torch.tensor(
-            [-1 if c.etiology is None else int(c.etiology) for c in cases], dtype=torch.int64
+            [-1 if c.etiology is None or not c.etiology_known else int(c.etiology) for c in cases],
+            dtype=torch.int64,
         ),
     )

@@ -6,10 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Target value of a lesion voxel whose etiology is not known (a mask drawn on a case
+#: without a confirmed etiology): it teaches WHERE lesions are, never which etiology.
+UNKNOWN_LESION = -1
+
 
 def label_counts(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Voxel count per class index in integer masks (any shape), as an int64 tensor."""
-    return torch.bincount(masks.reshape(-1).long(), minlength=num_classes)[:num_classes]
+    """Voxel count per class index in integer masks (any shape), as an int64 tensor
+    (:data:`UNKNOWN_LESION` voxels are not counted)."""
+    flat = masks.reshape(-1).long()
+    return torch.bincount(flat[flat >= 0], minlength=num_classes)[:num_classes]
 
 
 def class_weights_from_counts(
@@ -87,7 +93,12 @@ class SoftDiceLoss(nn.Module):
         """Loss for ``logits (N, K, H, W)`` and integer ``target (N, H, W)``."""
         k = logits.shape[1]
         probs = logits.float().softmax(dim=1)
-        one_hot = F.one_hot(target.long(), k).permute(0, 3, 1, 2).to(probs.dtype)
+        known = target >= 0
+        one_hot = F.one_hot(target.long().clamp_min(0), k).permute(0, 3, 1, 2).to(probs.dtype)
+        if not bool(known.all()):
+            # Voxels of unknown etiology score in no class (the lesion Dice covers them).
+            weight = known[:, None].to(probs.dtype)
+            probs, one_hot = probs * weight, one_hot * weight
         dims = (0, 2, 3)
         intersection = (probs * one_hot).sum(dims)
         denominator = probs.sum(dims) + one_hot.sum(dims)
@@ -118,7 +129,7 @@ def lesion_dice_loss(
     """
     z = logits.float()
     lesion_p = torch.sigmoid(torch.logsumexp(z[:, 1:], dim=1).detach() - z[:, 0])
-    truth = (target > 0).to(lesion_p.dtype)
+    truth = (target != 0).to(lesion_p.dtype)  # UNKNOWN_LESION voxels are lesion too
     intersection = (lesion_p * truth).sum()
     return 1.0 - (2 * intersection + smooth) / (lesion_p.sum() + truth.sum() + smooth)
 
@@ -163,10 +174,28 @@ class SegmentationLoss(nn.Module):
         logits = logits.float()
         loss = logits.new_zeros(())
         if self.ce_weight:
-            ce = F.cross_entropy(logits, target.long(), weight=self.class_weights)
-            loss = loss + self.ce_weight * ce
+            loss = loss + self.ce_weight * self._cross_entropy(logits, target.long())
         if self.dice_weight:
             loss = loss + self.dice_weight * self.dice(logits, target)
         if self.lesion_dice_weight:
             loss = loss + self.lesion_dice_weight * lesion_dice_loss(logits, target)
         return loss
+
+    def _cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Weighted CE; a :data:`UNKNOWN_LESION` voxel scores ``-log P(any lesion)``.
+
+        Its weight is the mean lesion-class weight, and the result is the weighted mean
+        over all voxels, as ``F.cross_entropy`` with class weights computes it.
+        """
+        unknown = target == UNKNOWN_LESION
+        if not bool(unknown.any()):
+            return F.cross_entropy(logits, target, weight=self.class_weights)
+        k = logits.shape[1]
+        weights = self.class_weights if self.class_weights is not None else logits.new_ones(k)
+        known_target = target.clamp_min(0)
+        per_voxel = F.cross_entropy(logits, known_target, reduction="none")
+        log_z = torch.logsumexp(logits, dim=1)
+        any_lesion = log_z - torch.logsumexp(logits[:, 1:], dim=1)  # -log sum_{c>=1} p_c
+        w = torch.where(unknown, weights[1:].mean(), weights[known_target])
+        per_voxel = torch.where(unknown, any_lesion, per_voxel)
+        return (w * per_voxel).sum() / w.sum()

@@ -23,6 +23,8 @@ CHECKPOINT_VERSION = 1
 DEFAULT_ENCODER = "mobilenet_v2"
 DEFAULT_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
 DEFAULT_KINDS: tuple[str, ...] = ("DWI", "ADC", "FLAIR")
+#: Physics-prior channels a spec may ask for (see ``ModelSpec.prior_channels``).
+PRIOR_CHANNELS: tuple[str, ...] = ("adc_core",)
 
 
 class ModelLoadError(Exception):
@@ -105,6 +107,17 @@ class ModelSpec:
             of ``2**encoder_depth`` and crop back (no resampling).
         normalisation: intensity normalisation settings.
         architecture: smp architecture, only ``"Unet"``.
+        prior_channels: physics priors appended after the intensities (before the presence
+            flags): ``"adc_core"`` = the soft ADC < 620 x 10^-6 mm^2/s core map of
+            :func:`inference.ml.brain.core_prior`, with the ADC unit detected. ``()`` (older
+            models) adds none.
+        brain_masking: normalise every series inside the brain mask computed from the
+            images (:func:`inference.ml.brain.brain_mask`) and drop predicted lesion voxels
+            outside it. ``False`` (older models): per-series foreground threshold, no drop.
+        target_spacing: in-plane pixel size in mm every slice is resampled to before the
+            network (and the output back to the series grid), so 128^2 / 256^2 / 512^2
+            matrices and 0.5-2 mm pixels look alike; ``None`` (older models) feeds pixels
+            as they are.
     """
 
     label_values: tuple[int, ...]
@@ -119,6 +132,9 @@ class ModelSpec:
     image_size: tuple[int, int] | None = None
     normalisation: NormalisationSpec = field(default_factory=NormalisationSpec)
     architecture: str = "Unet"
+    prior_channels: tuple[str, ...] = ()
+    brain_masking: bool = False
+    target_spacing: float | None = None
 
     def __post_init__(self) -> None:
         """Validate invariants early so a bad spec never reaches training or the registry."""
@@ -148,6 +164,15 @@ class ModelSpec:
                 raise ValueError(f"image_size must be a multiple of {self.size_multiple}")
         if self.architecture != "Unet":
             raise ValueError(f"unsupported architecture {self.architecture!r}")
+        unknown = sorted(set(self.prior_channels) - set(PRIOR_CHANNELS))
+        if unknown or len(set(self.prior_channels)) != len(self.prior_channels):
+            raise ValueError(f"prior_channels must be distinct names among {list(PRIOR_CHANNELS)}")
+        if "adc_core" in self.prior_channels and "ADC" not in self.channel_kinds:
+            raise ValueError("the adc_core prior needs ADC among channel_kinds")
+        if self.target_spacing is not None and not 0.1 <= self.target_spacing <= 10.0:
+            raise ValueError("target_spacing must be between 0.1 and 10 mm")
+        if self.target_spacing is not None and self.image_size is not None:
+            raise ValueError("image_size and target_spacing exclude each other")
 
     @property
     def intensity_channels(self) -> int:
@@ -158,7 +183,7 @@ class ModelSpec:
     def in_channels(self) -> int:
         """Number of network input channels implied by kinds, context, projections, flags."""
         flags = len(self.channel_kinds) if self.presence_flags else 0
-        return self.intensity_channels + flags
+        return self.intensity_channels + len(self.prior_channels) + flags
 
     @property
     def classes(self) -> int:
@@ -187,6 +212,9 @@ class ModelSpec:
             "label_names": list(self.label_names),
             "image_size": list(self.image_size) if self.image_size is not None else None,
             "normalisation": self.normalisation.to_dict(),
+            "prior_channels": list(self.prior_channels),
+            "brain_masking": self.brain_masking,
+            "target_spacing": self.target_spacing,
         }
 
     @classmethod
@@ -214,6 +242,13 @@ class ModelSpec:
                 image_size=(int(size[0]), int(size[1])) if size is not None else None,
                 normalisation=NormalisationSpec.from_dict(data.get("normalisation", {})),
                 architecture=str(data.get("architecture", "Unet")),
+                prior_channels=tuple(str(k) for k in data.get("prior_channels", ())),
+                brain_masking=bool(data.get("brain_masking", False)),
+                target_spacing=(
+                    float(data["target_spacing"])
+                    if data.get("target_spacing") is not None
+                    else None
+                ),
             )
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"invalid model spec: {exc!r}") from exc

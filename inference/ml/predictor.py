@@ -22,7 +22,13 @@ from torch import nn
 
 from inference.ml.metrics import structure, voxel_volume_ml
 from inference.ml.networks import ModelLoadError, ModelSpec, load_model
-from inference.ml.transforms import fit_images, missing_kinds, plan_geometry, restore_geometry
+from inference.ml.transforms import (
+    brain_for_spec,
+    fit_images,
+    missing_kinds,
+    plan_geometry,
+    restore_geometry,
+)
 from inference.ml.transforms import stack_for_spec as _stack_for_spec
 
 __all__ = [
@@ -47,6 +53,11 @@ Relabel = Literal["case", "lesion", "none"]
 #: more probable than background (then the most probable lesion class labels it);
 #: ``"argmax"`` = plain argmax over all classes.
 ForegroundRule = Literal["lesion_first", "argmax"]
+
+#: A predicted lesion covering more than this share of the brain mask is not an answer:
+#: the largest malignant MCA infarcts stay below half of the supratentorial brain, so such
+#: a mask means the model failed on this study (unfamiliar acquisition, artefact, noise).
+MAX_PLAUSIBLE_LESION_SHARE = 0.5
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -113,6 +124,12 @@ class PredictionOutput:
         confidence: winning share in ``[0, 1]`` (0 without lesion).
         removed_components: components dropped as too small.
         notes: human-readable remarks (missing series, no lesion found, ...).
+        brain_volume_ml: volume of the brain mask the lesions were confined to (``None``
+            for models without brain masking).
+        flags: machine-readable warnings: ``"implausible_lesion_volume"`` when the lesion
+            covers more than :data:`MAX_PLAUSIBLE_LESION_SHARE` of the brain -- then
+            ``etiology`` is ``None``: the result is flagged, not an answer;
+            ``"no_head"`` when the images hold no head (noise, a blank volume): no lesion.
         probability_maps: float16 ``(K+1, z, y, x)`` class probabilities (background first),
             only when the predictor keeps them.
         timings: seconds per step (``preprocess``, ``infer``, ``postprocess``, ``total``).
@@ -132,6 +149,8 @@ class PredictionOutput:
     notes: list[str] = field(default_factory=list)
     probability_maps: npt.NDArray[np.float16] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    brain_volume_ml: float | None = None
+    flags: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable summary (no arrays; dict keys as strings of label values)."""
@@ -157,6 +176,8 @@ class PredictionOutput:
             ],
             "removed_components": self.removed_components,
             "notes": list(self.notes),
+            "flags": list(self.flags),
+            "brain_volume_ml": self.brain_volume_ml,
             "timings": dict(self.timings),
         }
 
@@ -415,29 +436,48 @@ class Predictor:
 
     # ------------------------------------------------------------------ steps
 
-    def preprocess(self, volumes: Mapping[str, npt.NDArray[Any] | None]) -> torch.Tensor:
+    def brain(self, volumes: Mapping[str, npt.NDArray[Any] | None]) -> npt.NDArray[Any] | None:
+        """The study's brain mask when the model uses one (see ``ModelSpec.brain_masking``)."""
+        return brain_for_spec(volumes, self.spec)
+
+    def preprocess(
+        self,
+        volumes: Mapping[str, npt.NDArray[Any] | None],
+        *,
+        brain: npt.NDArray[Any] | None = None,
+    ) -> torch.Tensor:
         """Normalise and stack the series into network channels.
 
         Args:
             volumes: ``{kind: float (z, y, x)}``; missing kinds become zeros (+ flag).
+            brain: the study's brain mask (computed when the spec needs one and it is not
+                given).
 
         Returns:
             float32 tensor ``(z, C, y, x)`` on CPU.
         """
-        return torch.from_numpy(_stack_for_spec(volumes, self.spec))
+        return torch.from_numpy(_stack_for_spec(volumes, self.spec, brain=brain))
 
-    def infer(self, tensor: torch.Tensor) -> torch.Tensor:
+    def infer(self, tensor: torch.Tensor, spacing: Sequence[float] | None = None) -> torch.Tensor:
         """Class probabilities for every slice, on the input grid.
 
         Args:
             tensor: ``(z, C, y, x)`` from :meth:`preprocess`.
+            spacing: ``(z, y, x)`` voxel size in mm; needed by models with a
+                ``target_spacing`` (slices are resampled to it and the output back).
 
         Returns:
             float32 CPU tensor ``(z, K + 1, y, x)`` (softmax over classes, background first).
         """
         nz, _, h, w = tensor.shape
+        if self.spec.target_spacing is not None and spacing is None:
+            raise ValueError("this model resamples to a pixel size in mm: give the spacing")
         geometry = plan_geometry(
-            (h, w), multiple=self.spec.size_multiple, image_size=self.spec.image_size
+            (h, w),
+            multiple=self.spec.size_multiple,
+            image_size=self.spec.image_size,
+            spacing=(float(spacing[1]), float(spacing[2])) if spacing is not None else None,
+            target_spacing=self.spec.target_spacing,
         )
         probs = torch.empty((nz, self.spec.classes, h, w), dtype=torch.float32)
         with torch.inference_mode():
@@ -463,13 +503,20 @@ class Predictor:
         return torch.as_tensor(logits).float().softmax(dim=1).to("cpu")
 
     def postprocess(
-        self, probs: torch.Tensor | npt.NDArray[Any], spacing: Sequence[float]
+        self,
+        probs: torch.Tensor | npt.NDArray[Any],
+        spacing: Sequence[float],
+        *,
+        brain: npt.NDArray[Any] | None = None,
     ) -> PredictionOutput:
         """Turn class probabilities into the label volume, lesions and case-level vote.
 
         Args:
             probs: ``(z, K + 1, y, x)`` probabilities (background first).
             spacing: ``(z, y, x)`` voxel size in mm.
+            brain: the study's brain mask; with a brain-masking model, lesion voxels
+                outside it are impossible and dropped, and a lesion covering more than
+                :data:`MAX_PLAUSIBLE_LESION_SHARE` of it is flagged.
 
         Returns:
             :class:`PredictionOutput` (see there for every definition).
@@ -481,6 +528,23 @@ class Predictor:
         rule = _lesion_first_classes if self.foreground == "lesion_first" else _argmax_classes
         classes = rule(p).numpy()
         voxel_ml = voxel_volume_ml(spacing)
+        use_brain = (
+            self.spec.brain_masking
+            and brain is not None
+            and tuple(brain.shape) == classes.shape
+            and bool(brain.any())
+        )
+        if use_brain:
+            classes[~brain] = 0
+        no_head = (
+            self.spec.brain_masking
+            and brain is not None
+            and tuple(brain.shape) == classes.shape
+            and not bool(brain.any())
+        )
+        if no_head:
+            # Noise or a blank volume: no head, so no lesion can be in it.
+            classes[...] = 0
         labelled, n = ndimage.label(classes > 0, structure=structure(self.connectivity))
         removed = 0
         if n:
@@ -496,9 +560,26 @@ class Predictor:
                 labelled = remap[labelled]
                 n = len(keep)
         values = list(self.spec.label_values)
-        notes: list[str] = []
+        notes: list[str] = (
+            ["No head found in the images (noise or a blank volume): nothing to predict."]
+            if no_head
+            else []
+        )
+        flags: list[str] = ["no_head"] if no_head else []
         lesion = torch.from_numpy(classes > 0)
         n_lesion_voxels = int(lesion.sum())
+        brain_voxels = int(np.count_nonzero(brain)) if use_brain and brain is not None else 0
+        implausible = bool(
+            brain_voxels and n_lesion_voxels > MAX_PLAUSIBLE_LESION_SHARE * brain_voxels
+        )
+        if implausible:
+            flags.append("implausible_lesion_volume")
+            notes.append(
+                "Implausible result: the predicted lesion covers "
+                f"{100.0 * n_lesion_voxels / brain_voxels:.0f} % of the brain. The model "
+                "failed on this study (unfamiliar acquisition, artefact or noise); no "
+                "etiology is given."
+            )
         if n_lesion_voxels:
             # score_l = sum of p_l over lesion voxels: a batched matrix-vector product with the
             # 0/1 lesion mask (BLAS), no (z, K, y, x) temporary.
@@ -512,6 +593,8 @@ class Predictor:
             etiology: int | None = values[winner]
             name: str | None = self.spec.label_names[winner]
             confidence = float(shares[winner])
+            if implausible:
+                etiology, name, confidence = None, None, 0.0
         else:
             shares = [0.0] * len(values)
             means = [0.0] * len(values)
@@ -542,6 +625,8 @@ class Predictor:
             removed_components=removed,
             notes=notes,
             probability_maps=maps,
+            brain_volume_ml=float(brain_voxels * voxel_ml) if use_brain else None,
+            flags=flags,
         )
 
     def _lesions(
@@ -600,11 +685,12 @@ class Predictor:
             :class:`PredictionOutput` with ``timings`` and notes on missing series.
         """
         t0 = time.perf_counter()
-        tensor = self.preprocess(volumes)
+        brain = self.brain(volumes)
+        tensor = self.preprocess(volumes, brain=brain)
         t1 = time.perf_counter()
-        probs = self.infer(tensor)
+        probs = self.infer(tensor, spacing)
         t2 = time.perf_counter()
-        output = self.postprocess(probs, spacing)
+        output = self.postprocess(probs, spacing, brain=brain)
         t3 = time.perf_counter()
         missing = missing_kinds(volumes, self.spec.channel_kinds)
         if missing:

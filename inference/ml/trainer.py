@@ -86,6 +86,19 @@ class TrainConfig:
         validate_every: run validation every N epochs (and after the last one).
         storage_dtype: dtype of the in-memory training slices (``"float16"`` halves the
             dataset's memory, host or GPU; every batch is computed in float32 or AMP anyway).
+        min_steps: the training budget in optimizer steps: the run lasts at least this
+            many steps whatever ``epochs`` says (more epochs on small datasets: 24 cases
+            make ~14 steps an epoch, and a network that has taken a few hundred steps
+            still calls most of the head lesion). Early stopping ends it sooner once the
+            validation score has converged, but never before half of the planned steps.
+        max_minutes: wall-clock budget; the run stops (after a last validation) when it is
+            spent. A run that took fewer than ``min_steps`` steps is reported
+            ``undertrained``.
+        validate_every_steps: validate at least this many steps apart (with tiny epochs,
+            validating every epoch would cost more than training).
+        target_spacing: in-plane pixel size (mm) slices are resampled to (``None``: none).
+        prior_channels: physics-prior input channels (``("adc_core",)``: the ADC core map).
+        brain_masking: normalise inside the computed brain mask; no lesion outside it.
 
     Raises:
         ValueError: a choice field (``monitor``, ``schedule``, ``storage_dtype``) has a value
@@ -122,17 +135,28 @@ class TrainConfig:
     grad_clip: float = 0.0
     validate_every: int = 1
     storage_dtype: StorageDtype = "float32"
+    min_steps: int = 400
+    max_minutes: float | None = None
+    validate_every_steps: int = 100
+    target_spacing: float | None = 1.5
+    prior_channels: tuple[str, ...] = ("adc_core",)
+    brain_masking: bool = True
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}")
+        if self.min_steps < 0 or self.validate_every_steps < 1:
+            raise ValueError("min_steps must be >= 0 and validate_every_steps >= 1")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError("max_minutes must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (tuples as lists, nested augmentation as a dict)."""
         data = asdict(self)
         data["in_kinds"] = list(self.in_kinds)
         data["projection_kinds"] = list(self.projection_kinds)
+        data["prior_channels"] = list(self.prior_channels)
         data["image_size"] = list(self.image_size) if self.image_size else None
         data["augment"] = self.augment.to_dict()
         return data
@@ -142,7 +166,7 @@ class TrainConfig:
         """Build from :meth:`to_dict` output; unknown keys are ignored."""
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("in_kinds", "projection_kinds"):
+        for key in ("in_kinds", "projection_kinds", "prior_channels"):
             if key in values:
                 values[key] = tuple(values[key])
         if values.get("image_size") is not None:
@@ -180,6 +204,9 @@ def spec_from_config(
         decoder_channels=tuple(decoder_channels),
         image_size=config.image_size,
         normalisation=normalisation or NormalisationSpec(),
+        prior_channels=tuple(p for p in config.prior_channels if "ADC" in config.in_kinds),
+        brain_masking=config.brain_masking,
+        target_spacing=None if config.image_size is not None else config.target_spacing,
     )
 
 
@@ -199,6 +226,8 @@ class EpochReport:
         is_best: this epoch improved the score (its weights are checkpointed).
         train_seconds: wall time of the training pass (data + forward/backward/step).
         val_seconds: wall time of validation.
+        steps: optimizer steps taken so far.
+        planned_steps: steps the run is planned for (the budget).
     """
 
     epoch: int
@@ -209,6 +238,8 @@ class EpochReport:
     is_best: bool
     train_seconds: float
     val_seconds: float
+    steps: int = 0
+    planned_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (``nan`` score becomes ``None``)."""
@@ -234,6 +265,11 @@ class TrainResult:
         device: device used.
         total_seconds: wall time of the whole run.
         n_train_slices: slices in the training set.
+        steps: optimizer steps taken.
+        planned_steps: steps planned (``max(epochs, min_steps)`` in steps).
+        undertrained: fewer steps than ``config.min_steps`` were taken (time budget spent
+            or cancelled): the model may not be usable.
+        budget_exhausted: ``max_minutes`` ended the run.
     """
 
     model: nn.Module
@@ -248,6 +284,10 @@ class TrainResult:
     device: str
     total_seconds: float
     n_train_slices: int
+    steps: int = 0
+    planned_steps: int = 0
+    undertrained: bool = False
+    budget_exhausted: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -272,10 +312,13 @@ def evaluate(
     foreground = OverlapCounts(0, 0, 0)
     truths: list[int] = []
     preds: list[int | None] = []
+    shares: list[float] = []
     for case in cases:
         if case.mask is None:
             continue
         out = predictor.predict(case.volumes, case.spacing)
+        if out.brain_volume_ml:
+            shares.append(out.total_lesion_volume_ml / out.brain_volume_ml)
         foreground = foreground + overlap_counts(out.label_volume != 0, case.mask != 0, [1])[1]
         for lab, counts in overlap_counts(out.label_volume, case.mask, labels).items():
             pooled[lab] = pooled[lab] + counts
@@ -300,11 +343,39 @@ def evaluate(
     metrics["lesion_f1"] = detection.f1
     metrics["lesion_precision"] = detection.precision
     metrics["lesion_recall"] = detection.recall
+    if shares:
+        # The sanity rule's input: a model that calls much of the brain lesion is unusable.
+        metrics["lesion_brain_share_max"] = float(max(shares))
     if truths:
         report = classification_report(truths, preds, labels)
         metrics["case_accuracy"] = report.accuracy
         metrics["case_macro_f1"] = report.macro_f1
     return metrics
+
+
+#: Below this validation lesion Dice a model does not find lesions (a near-zero Dice is
+#: what a network that labels the whole volume, or nothing, scores).
+MIN_USABLE_LESION_DICE = 0.1
+#: A confirmed stroke never covers a third of the brain; a model whose validation
+#: predictions do has learnt "head = lesion".
+MAX_USABLE_LESION_SHARE = 0.35
+
+
+def unusable_reason(metrics: Mapping[str, float]) -> str | None:
+    """The sanity rule of a trained model, from its best validation metrics.
+
+    Returns ``"lesion_everywhere"`` when a validation prediction covers more than
+    :data:`MAX_USABLE_LESION_SHARE` of its brain mask, ``"lesion_dice_near_zero"`` when the
+    validation lesion Dice is below :data:`MIN_USABLE_LESION_DICE`, else ``None`` (also
+    when there was no validation to judge by).
+    """
+    share = metrics.get("lesion_brain_share_max")
+    if share is not None and math.isfinite(share) and share > MAX_USABLE_LESION_SHARE:
+        return "lesion_everywhere"
+    dice = metrics.get("lesion_dice")
+    if dice is not None and math.isfinite(dice) and dice < MIN_USABLE_LESION_DICE:
+        return "lesion_dice_near_zero"
+    return None
 
 
 def _score(metrics: Mapping[str, float], monitor: Monitor) -> float:
@@ -443,8 +514,14 @@ def train(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     # BatchNorm cannot train on a batch of one slice: a trailing single slice is dropped.
-    steps_per_epoch = n // config.batch_size + (1 if n % config.batch_size >= 2 else 0)
-    total_steps = max(1, steps_per_epoch * config.epochs)
+    steps_per_epoch = max(1, n // config.batch_size + (1 if n % config.batch_size >= 2 else 0))
+    # The budget is in steps: small datasets get more epochs (see TrainConfig.min_steps).
+    epochs_total = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    total_steps = max(1, steps_per_epoch * epochs_total)
+    validate_every = max(
+        1, config.validate_every, math.ceil(config.validate_every_steps / steps_per_epoch)
+    )
+    deadline = started + config.max_minutes * 60.0 if config.max_minutes else math.inf
     scheduler = make_scheduler(optimizer, config, total_steps)
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -459,12 +536,12 @@ def train(
     best_metrics: dict[str, float] = {}
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
-    min_epochs = config.epochs // 2 if config.min_epochs is None else config.min_epochs
-    stopped_early = cancelled = False
+    min_epochs = epochs_total // 2 if config.min_epochs is None else config.min_epochs
+    stopped_early = cancelled = budget_exhausted = False
     progress_throttle, stop_throttle = _Throttle(0.5), _Throttle(1.0)
     step = 0
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs_total + 1):
         t_epoch = time.perf_counter()
         model.train()
         order = dataset.epoch_indices(
@@ -507,14 +584,16 @@ def train(
             if should_stop is not None and stop_throttle.due() and should_stop():
                 cancelled = True
                 break
+            if time.perf_counter() > deadline:
+                budget_exhausted = True
+                break
         train_seconds = time.perf_counter() - t_epoch
         train_loss = float(loss_sum) / max(1, n_steps)
 
         t_val = time.perf_counter()
         metrics: dict[str, float] = {}
-        validate = bool(val_cases) and (
-            epoch % max(1, config.validate_every) == 0 or epoch == config.epochs or cancelled
-        )
+        last = epoch == epochs_total or cancelled or budget_exhausted
+        validate = bool(val_cases) and (epoch % validate_every == 0 or last)
         if validate:
             metrics = evaluate(predictor, val_cases, spec)
             score = _score(metrics, config.monitor)
@@ -548,16 +627,18 @@ def train(
             is_best=is_best,
             train_seconds=train_seconds,
             val_seconds=val_seconds,
+            steps=step,
+            planned_steps=total_steps,
         )
         history.append(report)
         if on_epoch is not None:
             on_epoch(report)
-        if cancelled:
+        if cancelled or budget_exhausted:
             break
         if (
             config.early_stopping_patience
             and stale >= config.early_stopping_patience
-            and min_epochs <= epoch < config.epochs  # the last epoch ends the run anyway
+            and min_epochs <= epoch < epochs_total  # the last epoch ends the run anyway
         ):
             stopped_early = True
             break
@@ -580,4 +661,8 @@ def train(
         device=str(device),
         total_seconds=time.perf_counter() - started,
         n_train_slices=n,
+        steps=step,
+        planned_steps=total_steps,
+        undertrained=step < config.min_steps,
+        budget_exhausted=budget_exhausted,
     )

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from inference.ml.brain import brain_mask, core_prior
 from inference.ml.networks import DEFAULT_KINDS, ModelSpec, NormalisationSpec
 
 FloatArray = npt.NDArray[np.float32]
@@ -123,13 +124,18 @@ def stack_channels(
     projection_kinds: Iterable[str] = (),
     presence_flags: bool = True,
     normalisation: NormalisationSpec | None = NormalisationSpec(),  # noqa: B008 - frozen
+    prior_channels: Iterable[str] = (),
+    brain: BoolArray | None = None,
+    normalise_in_brain: bool = True,
 ) -> FloatArray:
     """Assemble co-registered series into per-slice network channels.
 
     Channel order: for each kind, slices ``z - context_slices .. z + context_slices``
     (edges repeat the first/last slice), then for each of ``projection_kinds`` the
     maximum-intensity projection of the normalised volume along z (the same plane on every
-    slice: global context), then one presence flag per kind when ``presence_flags``. A
+    slice: global context), then the physics priors of ``prior_channels`` (``"adc_core"``:
+    :func:`inference.ml.brain.core_prior`, zeros without ADC), then one presence flag per
+    kind when ``presence_flags``. A
     missing kind becomes zeros (after normalisation zero is the foreground mean, i.e. "no
     information"; its projection too) and its flag is 0, so a study without ADC or FLAIR
     still runs and the network can tell that the channel is empty.
@@ -141,10 +147,15 @@ def stack_channels(
         projection_kinds: kinds (among ``kinds``) whose z projection is appended.
         presence_flags: append presence channels.
         normalisation: per-series normalisation, or ``None`` to keep raw intensities.
+        prior_channels: physics priors to append.
+        brain: brain mask of the study; priors are zero outside it and, with
+            ``normalise_in_brain``, every series is normalised inside it (instead of its
+            own intensity threshold).
+        normalise_in_brain: use ``brain`` for the normalisation statistics.
 
     Returns:
         float32 array ``(z, C, y, x)`` with ``C = len(kinds) * (2 * context + 1)
-        + len(projection_kinds) (+ len(kinds))``.
+        + len(projection_kinds) + len(prior_channels) (+ len(kinds))``.
 
     Raises:
         ValueError: no requested kind is present, shapes differ, a volume is not 3-D, or a
@@ -168,8 +179,12 @@ def stack_channels(
     if len(shape) != 3:
         raise ValueError(f"volumes must be (z, y, x); got shape {shape}")
     nz, ny, nx = shape
+    priors = tuple(prior_channels)
+    if brain is not None and tuple(brain.shape) != tuple(shape):
+        raise ValueError(f"brain mask shape {brain.shape} differs from the series {shape}")
     per_kind = 2 * context_slices + 1
-    first_flag = len(kinds) * per_kind + len(projections)
+    first_prior = len(kinds) * per_kind + len(projections)
+    first_flag = first_prior + len(priors)
     n_channels = first_flag + (len(kinds) if presence_flags else 0)
     out = np.zeros((nz, n_channels, ny, nx), dtype=np.float32)
     for k_index, kind in enumerate(kinds):
@@ -177,7 +192,7 @@ def stack_channels(
         if raw is None:
             continue
         vol = (
-            normalize_intensity(raw, spec=normalisation)
+            normalize_intensity(raw, mask=brain if normalise_in_brain else None, spec=normalisation)
             if normalisation is not None
             else np.asarray(raw, dtype=np.float32)
         )
@@ -188,11 +203,35 @@ def stack_channels(
             out[:, len(kinds) * per_kind + projections.index(kind)] = vol.max(axis=0)
         if presence_flags:
             out[:, first_flag + k_index] = 1.0
+    for p_index, prior in enumerate(priors):
+        if prior == "adc_core" and present.get("ADC") is not None:
+            out[:, first_prior + p_index] = core_prior(present["ADC"], brain)
+        elif prior != "adc_core":
+            raise ValueError(f"unknown prior channel {prior!r}")
     return out
 
 
-def stack_for_spec(volumes: Mapping[str, npt.NDArray[Any] | None], spec: ModelSpec) -> FloatArray:
-    """:func:`stack_channels` with the kinds, context, flags and normalisation of ``spec``."""
+def brain_for_spec(
+    volumes: Mapping[str, npt.NDArray[Any] | None], spec: ModelSpec
+) -> BoolArray | None:
+    """The study's brain mask when ``spec`` uses one (brain masking or priors), else None."""
+    if not (spec.brain_masking or spec.prior_channels):
+        return None
+    return brain_mask({k: volumes.get(k) for k in spec.channel_kinds})
+
+
+def stack_for_spec(
+    volumes: Mapping[str, npt.NDArray[Any] | None],
+    spec: ModelSpec,
+    *,
+    brain: BoolArray | None = None,
+) -> FloatArray:
+    """:func:`stack_channels` with the kinds, context, flags, priors and normalisation of
+    ``spec`` (the brain mask is computed when the spec needs one and none is given)."""
+    if brain is None:
+        brain = brain_for_spec(volumes, spec)
+    if brain is not None and not brain.any():
+        brain = None  # a blank study: fall back to the per-series threshold
     return stack_channels(
         volumes,
         spec.channel_kinds,
@@ -200,6 +239,9 @@ def stack_for_spec(volumes: Mapping[str, npt.NDArray[Any] | None], spec: ModelSp
         projection_kinds=spec.projection_kinds,
         presence_flags=spec.presence_flags,
         normalisation=spec.normalisation,
+        prior_channels=spec.prior_channels,
+        brain=brain,
+        normalise_in_brain=spec.brain_masking,
     )
 
 
@@ -215,25 +257,67 @@ class Geometry:
         fitted: ``(H, W)`` fed to the network.
         pad: ``(top, bottom, left, right)`` padding (pad mode) or zeros (resize mode).
         resized: True when slices were resampled to ``fitted`` instead of padded.
+        inner: ``(H, W)`` the slices are resampled to BEFORE padding (a fixed pixel size in
+            mm, see ``ModelSpec.target_spacing``), or ``None``.
     """
 
     original: tuple[int, int]
     fitted: tuple[int, int]
     pad: tuple[int, int, int, int]
     resized: bool
+    inner: tuple[int, int] | None = None
+
+
+def resampled_size(
+    size: tuple[int, int], spacing: tuple[float, float], target_spacing: float
+) -> tuple[int, int]:
+    """``(H, W)`` of a slice of ``size`` pixels of ``spacing`` mm resampled to
+    ``target_spacing`` mm pixels (the same field of view, at least 8 pixels a side)."""
+    return (
+        max(8, round(size[0] * float(spacing[0]) / target_spacing)),
+        max(8, round(size[1] * float(spacing[1]) / target_spacing)),
+    )
+
+
+def _padding(inner: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    (h, w), (th, tw) = inner, target
+    top, left = (th - h) // 2, (tw - w) // 2
+    return (top, th - h - top, left, tw - w - left)
 
 
 def plan_geometry(
-    size: tuple[int, int], *, multiple: int, image_size: tuple[int, int] | None = None
+    size: tuple[int, int],
+    *,
+    multiple: int,
+    image_size: tuple[int, int] | None = None,
+    spacing: tuple[float, float] | None = None,
+    target_spacing: float | None = None,
 ) -> Geometry:
-    """Plan padding (to the next multiple) or resizing (to ``image_size``) of ``size``."""
+    """Plan how one case's slices are fitted to the network.
+
+    ``image_size``: resize to it. ``target_spacing`` (with the slices' in-plane
+    ``spacing``): resample to that pixel size, then pad to the next multiple. Otherwise:
+    pad to the next multiple.
+    """
     h, w = size
     if image_size is not None:
         return Geometry((h, w), (image_size[0], image_size[1]), (0, 0, 0, 0), True)
+    inner = None
+    if target_spacing is not None and spacing is not None:
+        inner = resampled_size((h, w), spacing, target_spacing)
+        h, w = inner
     ph = -(-h // multiple) * multiple
     pw = -(-w // multiple) * multiple
-    top, left = (ph - h) // 2, (pw - w) // 2
-    return Geometry((h, w), (ph, pw), (top, ph - h - top, left, pw - w - left), False)
+    return Geometry(size, (ph, pw), _padding((h, w), (ph, pw)), False, inner)
+
+
+def _resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    # Antialiasing when shrinking: a 0.5 mm matrix brought to 1.5 mm pixels must average,
+    # not skip, its pixels (else noise and thin lesions alias).
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def fit_images(x: torch.Tensor, geometry: Geometry) -> torch.Tensor:
@@ -242,6 +326,8 @@ def fit_images(x: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         if tuple(x.shape[-2:]) == geometry.fitted:
             return x
         return F.interpolate(x, size=geometry.fitted, mode="bilinear", align_corners=False)
+    if geometry.inner is not None:
+        x = _resample(x, geometry.inner)
     top, bottom, left, right = geometry.pad
     if top == bottom == left == right == 0:
         return x
@@ -250,24 +336,28 @@ def fit_images(x: torch.Tensor, geometry: Geometry) -> torch.Tensor:
 
 def fit_masks(y: torch.Tensor, geometry: Geometry) -> torch.Tensor:
     """Pad with background or nearest-resize an integer mask batch ``(N, H, W)``."""
+    size = geometry.fitted if geometry.resized else geometry.inner
+    if size is not None and tuple(y.shape[-2:]) != tuple(size):
+        resized = F.interpolate(y[:, None].float(), size=size, mode="nearest-exact")
+        y = resized[:, 0].to(y.dtype)
     if geometry.resized:
-        if tuple(y.shape[-2:]) == geometry.fitted:
-            return y
-        resized = F.interpolate(y[:, None].float(), size=geometry.fitted, mode="nearest")
-        return resized[:, 0].to(y.dtype)
+        return y
     top, bottom, left, right = geometry.pad
     return F.pad(y, (left, right, top, bottom), mode="constant", value=0)
 
 
 def restore_geometry(out: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-    """Undo :func:`fit_images` on network output ``(N, K, H', W')`` (crop or bilinear)."""
+    """Undo :func:`fit_images` on network output ``(N, K, H', W')`` (crop and/or bilinear)."""
     if geometry.resized:
         if tuple(out.shape[-2:]) == geometry.original:
             return out
         return F.interpolate(out, size=geometry.original, mode="bilinear", align_corners=False)
     top, _, left, _ = geometry.pad
-    h, w = geometry.original
-    return out[..., top : top + h, left : left + w]
+    h, w = geometry.inner or geometry.original
+    out = out[..., top : top + h, left : left + w]
+    if (h, w) != tuple(geometry.original):
+        out = F.interpolate(out, size=geometry.original, mode="bilinear", align_corners=False)
+    return out
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
@@ -52,8 +53,10 @@ def dataset_candidates(
 
     Default mode (``case_ids=None``): confirmed cases with an approved mask, narrowed by
     ``filters``: ``etiology`` (label name or list of names), ``created_after`` /
-    ``created_before`` (ISO dates, inclusive). Explicit mode: exactly the listed cases with
-    their newest mask revision.
+    ``created_before`` (ISO dates, inclusive); ``include_unconfirmed: true`` adds the cases
+    with an approved mask whose etiology is not confirmed (semi-supervised: their masks
+    teach where lesions are, never an etiology). Explicit mode: exactly the listed cases
+    with their newest mask revision.
 
     Raises:
         ApplicationError: unknown case ids, listed cases without a mask or without images.
@@ -71,8 +74,18 @@ def dataset_candidates(
             qs = qs.filter(created_at__date__gte=after)
         if before:
             qs = qs.filter(created_at__date__lte=before)
-        cases = list(qs.select_related("etiology").order_by("id"))
-        masks = case_masks(case_ids=[c.pk for c in cases], approved_only=True)
+        semi = filters.get("include_unconfirmed") is True and not etiology
+        if semi:
+            unconfirmed = Case.objects.filter(Q(confirmed=False) | Q(etiology__isnull=True))
+            if after:
+                unconfirmed = unconfirmed.filter(created_at__date__gte=after)
+            if before:
+                unconfirmed = unconfirmed.filter(created_at__date__lte=before)
+            qs = qs | unconfirmed
+        cases = list(qs.distinct().select_related("etiology").order_by("id"))
+        masks = case_masks(
+            case_ids=[c.pk for c in cases], approved_only=True, confirmed_only=not semi
+        )
         cases = [c for c in cases if c.pk in masks]
         return cases, masks, "approved"
     ids = sorted({int(i) for i in case_ids})
@@ -136,17 +149,31 @@ def dataset_snapshot_create(
             % {"codes": ", ".join(no_images)},
             {"cases_without_images": no_images},
         )
+    # A case's etiology is known when a neurologist confirmed it; the others (explicit
+    # lists, ``include_unconfirmed``) train the "any lesion" part of the loss only, so they
+    # go to the training split: they cannot score an etiology in validation or test.
+    known = [c for c in cases if c.confirmed and c.etiology is not None]
+    known_ids = {c.pk for c in known}
+    if not known:
+        raise ApplicationError(
+            _("A dataset needs at least one case with a confirmed etiology."),
+            {"filters": filters or {}},
+        )
     try:
         split = split_cases(
-            [c.pk for c in cases],
-            [c.etiology.name if c.etiology else None for c in cases],
+            [c.pk for c in known],
+            [c.etiology.name if c.etiology else None for c in known],
             fractions=tuple(float(f) for f in fractions),  # type: ignore[arg-type]
             seed=seed,
         )
     except ValueError as exc:
         raise ApplicationError(str(exc), {"fractions": list(fractions)}) from exc
+    split.update({c.pk: "train" for c in cases if c.pk not in known_ids})
     counts: dict[str, Any] = dict(Counter(split.values()))
-    counts["etiology"] = dict(Counter(c.etiology.name if c.etiology else "none" for c in cases))
+    counts["etiology"] = dict(
+        Counter(c.etiology.name if c.pk in known_ids and c.etiology else "none" for c in cases)
+    )
+    counts["unconfirmed"] = len(cases) - len(known)
     counts["total"] = len(cases)
     with transaction.atomic():
         snapshot = DatasetSnapshot.objects.create(
@@ -164,7 +191,7 @@ def dataset_snapshot_create(
                     snapshot=snapshot,
                     case=case,
                     case_code=case.code,
-                    etiology=case.etiology,
+                    etiology=case.etiology if case.pk in known_ids else None,
                     split=split[case.pk],
                     series_ids=kinds[case.pk],
                     revisions=[masks[case.pk].as_json()],
@@ -211,6 +238,7 @@ def dataset_case_arrays(*, snapshot: DatasetSnapshot, split: str) -> list[CaseAr
                 mask=np.asarray(mask, dtype=np.uint8),
                 spacing=vols.spacing,
                 etiology=item.etiology.value if item.etiology else None,
+                etiology_known=item.etiology is not None,
             )
         )
     return out

@@ -38,6 +38,8 @@ DEMO_PARAMS: dict[str, Any] = {
     "context_slices": 0,
     "lesion_fraction": None,
     "lesion_dice_weight": 0.0,
+    # The demo's budget is its epochs (about two minutes on a laptop CPU).
+    "min_steps": 0,
 }
 DEMO_EPOCHS = 60
 
@@ -52,7 +54,8 @@ def demo_model_ensure(
     """Makes sure a model exists: trains, registers (``is_demo``) and activates a demo one.
 
     Returns the active model when one exists (a demo model never replaces a real one), the
-    newly trained demo model, or None when there is nothing to train on (no confirmed case
+    newly trained demo model (active unless the sanity rule found it unusable), or None
+    when there is nothing to train on (no confirmed case
     with a mask) or the training failed (the error is logged and kept on the run row).
     """
     existing = ModelVersion.objects.filter(is_active=True).first()
@@ -60,6 +63,10 @@ def demo_model_ensure(
         return existing
     latest = ModelVersion.objects.order_by("-created_at").first()
     if latest is not None:
+        if not latest.usable:
+            # The sanity rule refused it: never activate it, never train a second demo.
+            logger.warning("demo model: %s is unusable (%s)", latest, latest.unusable_reason)
+            return latest
         return model_activate(user=None, model=latest)
     candidates = list(
         Case.objects.filter(confirmed=True, etiology__isnull=False)

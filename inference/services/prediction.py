@@ -322,6 +322,12 @@ def prediction_store(
                 "count": output.n_lesions,
                 "total_ml": round(float(output.total_lesion_volume_ml), 4),
                 "removed_small": output.removed_components,
+                "flags": list(output.flags),
+                "brain_ml": (
+                    round(float(output.brain_volume_ml), 2)
+                    if output.brain_volume_ml is not None
+                    else None
+                ),
                 "items": [
                     {
                         "index": les.index,
@@ -351,6 +357,24 @@ _NOTE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(r"^No lesion found: no etiology can be inferred from the images\.$"),
         gettext_noop("No lesion found: no etiology can be inferred from the images."),
+    ),
+    (
+        re.compile(
+            r"^Implausible result: the predicted lesion covers (?P<percent>\d+) % of the brain\. "
+            r"The model failed on this study \(unfamiliar acquisition, artefact or noise\); no "
+            r"etiology is given\.$"
+        ),
+        gettext_noop(
+            "Implausible result: the predicted lesion covers %(percent)s %% of the brain. The "
+            "model failed on this study (unfamiliar acquisition, artefact or noise); no "
+            "etiology is given."
+        ),
+    ),
+    (
+        re.compile(
+            r"^No head found in the images \(noise or a blank volume\): nothing to predict\.$"
+        ),
+        gettext_noop("No head found in the images (noise or a blank volume): nothing to predict."),
     ),
     (
         re.compile(r"^Resampled onto the (?P<reference>\S+) grid: (?P<kinds>.+)\.$"),

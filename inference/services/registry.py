@@ -62,8 +62,12 @@ def model_version_register(
     is_demo: bool = False,
     activate: bool = False,
     user: User | None = None,
+    unusable_reason: str = "",
 ) -> ModelVersion:
     """Stores the checkpoint as model weights and creates the ModelVersion row.
+
+    A model with an ``unusable_reason`` (the sanity rule) is registered - its page says why -
+    but never activated, whatever ``activate`` asks.
 
     Precondition: call it inside ``storage.transactional()`` together with whatever else
     finishes the run (it opens its own nested block, so it is all-or-nothing on its own too):
@@ -89,6 +93,8 @@ def model_version_register(
             training_seconds=float(training_seconds),
             code_version=code_version(),
             is_demo=is_demo,
+            usable=not unusable_reason,
+            unusable_reason=unusable_reason,
             created_by=user if user is not None and user.is_authenticated else None,
         )
         audit_record(
@@ -97,7 +103,7 @@ def model_version_register(
             target=version,
             data={"name": version.name, "demo": is_demo, "run": run.pk if run else None},
         )
-        if activate:
+        if activate and version.usable:
             version = _activate(version=version, user=user)
     return version
 
@@ -124,10 +130,15 @@ def model_activate(*, user: User | None, model: ModelVersion) -> ModelVersion:
     Raises:
         ForbiddenError: the user is not a data manager.
         ConflictError: the model's label set is no longer the active one (its classes
-            would not match the labels users see).
+            would not match the labels users see), or the sanity rule found it unusable.
     """
     if user is not None and not has_role(user, DATA_MANAGER):
         raise ForbiddenError(_("Only data managers may activate models."))
+    if not model.usable:
+        raise ConflictError(
+            _("This model cannot be activated: %(reason)s.") % {"reason": model.unusable_message},
+            {"model": model.pk, "unusable_reason": model.unusable_reason},
+        )
     if not LabelSet.objects.filter(pk=model.label_set_id, is_active=True).exists():
         raise ConflictError(
             _("This model was trained with another label set than the active one."),

@@ -58,10 +58,23 @@ def _kind_rank(kind: str) -> int:
     return REFERENCE_KINDS.index(kind) if kind in REFERENCE_KINDS else len(REFERENCE_KINDS)
 
 
-def case_masks(*, case_ids: Iterable[int], approved_only: bool) -> dict[int, MaskRef]:
-    """``{case id: chosen mask revision}`` for the cases that have one (one query)."""
+def case_masks(
+    *, case_ids: Iterable[int], approved_only: bool, confirmed_only: bool = True
+) -> dict[int, MaskRef]:
+    """``{case id: chosen mask revision}`` for the cases that have one (one query).
+
+    ``approved_only`` with ``confirmed_only=False``: approved masks of any case, also those
+    whose etiology is not confirmed (semi-supervised training).
+    """
     ids = list(case_ids)
-    if approved_only:
+    if approved_only and not confirmed_only:
+        qs = Annotation.objects.filter(
+            series__case_id__in=ids,
+            state=Annotation.State.APPROVED,
+            current_revision__isnull=False,
+            series__quarantined=False,
+        ).select_related("series", "current_revision")
+    elif approved_only:
         # The annotation app's definition of training-ready (approved, confirmed case).
         qs = annotations_training_ready().filter(series__case_id__in=ids)
     else:

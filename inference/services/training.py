@@ -29,7 +29,13 @@ from cases import storage
 from cases.models import Label
 from cases.services.audit import audit_record
 from core.jobs import job_heartbeat, job_request, jobs_reap_stale
-from inference.ml.trainer import EpochReport, TrainConfig, spec_from_config, train
+from inference.ml.trainer import (
+    EpochReport,
+    TrainConfig,
+    spec_from_config,
+    train,
+    unusable_reason,
+)
 from inference.models import ACTIVE_STATES, DatasetSnapshot, JobStatus, TrainingRun
 from inference.services.dataset import dataset_case_arrays, dataset_snapshot_create
 from inference.services.registry import model_version_register
@@ -279,7 +285,7 @@ def _train_and_register(
         entry = report.to_dict()
         entry["metrics"] = _metrics_from(report.metrics, names)
         history.append(entry)
-        progress = min(0.99, report.epoch / config.epochs)
+        progress = min(0.99, report.steps / max(1, report.planned_steps))
         fields: dict[str, Any] = {
             "history": history,
             "progress": progress,
@@ -330,6 +336,23 @@ def _train_and_register(
         metrics = _metrics_from(result.best_metrics, names)
         metrics["best_epoch"] = result.best_epoch
         metrics["stopped_early"] = result.stopped_early
+        metrics["steps"] = result.steps
+        metrics["planned_steps"] = result.planned_steps
+        metrics["min_steps"] = config.min_steps
+        metrics["undertrained"] = result.undertrained
+        metrics["budget_exhausted"] = result.budget_exhausted
+        reason = unusable_reason(result.best_metrics) or ""
+        metrics["unusable_reason"] = reason or None
+        if result.undertrained:
+            note(
+                _(
+                    "Only %(steps)d of the %(needed)d training steps a usable model needs "
+                    "were taken."
+                )
+                % {"steps": result.steps, "needed": config.min_steps}
+            )
+        if reason:
+            note(_("The model is registered as unusable (%(reason)s).") % {"reason": reason})
         seconds = time.perf_counter() - started
         label = _("demo") if run.is_demo else _("run %(id)s") % {"id": run.pk}
         name = f"U-Net {spec.encoder} · {label} · {timezone.now():%Y-%m-%d %H:%M}"
@@ -350,6 +373,7 @@ def _train_and_register(
                 is_demo=run.is_demo,
                 activate=run.activate,
                 user=run.created_by,
+                unusable_reason=reason,
             )
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=JobStatus.DONE,

@@ -29,6 +29,7 @@ TINY_PARAMS: dict[str, Any] = {
     "batch_size": 4,
     "augment": {"enabled": False},
     "early_stopping_patience": 0,
+    "min_steps": 0,
 }
 
 
@@ -82,7 +83,9 @@ def make_phantom_case(data_manager: Any) -> Callable[..., Case]:
 def registered_model(data_manager: Any) -> Callable[..., ModelVersion]:
     """Registers a real (untrained) checkpoint of the tiny U-Net through the registry."""
 
-    def _register(*, activate: bool = True, name: str = "tiny") -> ModelVersion:
+    def _register(
+        *, activate: bool = True, name: str = "tiny", unusable_reason: str = ""
+    ) -> ModelVersion:
         from cases.models import Label, LabelSet
 
         label_set = LabelSet.objects.get(is_active=True)
@@ -105,6 +108,7 @@ def registered_model(data_manager: Any) -> Callable[..., ModelVersion]:
                 label_set=label_set,
                 activate=activate,
                 user=data_manager,
+                unusable_reason=unusable_reason,
             )
 
     return _register

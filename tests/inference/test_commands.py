@@ -25,8 +25,10 @@ def test_train_then_evaluate_commands(make_phantom_case: Any) -> None:
         "train", "--epochs", "1", "--activate", "--params", json.dumps(TINY_PARAMS), stdout=out
     )
     model = ModelVersion.objects.get()
-    assert model.is_active
+    # One epoch of a tiny network: active only if the sanity rule lets it go live.
+    assert model.is_active == model.usable
     assert "registered model" in out.getvalue()
+    assert ("[unusable: " in out.getvalue()) == (not model.usable)
     out = io.StringIO()
     call_command("evaluate", "--model", str(model.pk), "--split", "train", "--json", stdout=out)
     result = json.loads(out.getvalue())
@@ -46,7 +48,7 @@ def test_demo_model_is_trained_labelled_and_activated_once(make_phantom_case: An
     for e in ETIOLOGIES:
         make_phantom_case(e)
     model = demo_model_ensure(epochs=1)
-    assert model is not None and model.is_demo and model.is_active
+    assert model is not None and model.is_demo and model.is_active == model.usable
     assert "demo" in model.name
     assert demo_model_ensure(epochs=1) == model  # idempotent: never trains twice
     assert ModelVersion.objects.count() == 1

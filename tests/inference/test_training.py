@@ -55,7 +55,11 @@ def test_training_run_trains_registers_and_reports(
     assert len(body["history"]) == 1
     assert body["history"][0]["train_loss"] > 0
     model = ModelVersion.objects.get(pk=body["model"])
-    assert model.is_active and not model.is_demo
+    # One epoch of a tiny network: the sanity rule decides whether it may go live, and an
+    # unusable model is registered but never activated.
+    assert model.is_active == model.usable and not model.is_demo
+    assert body["metrics"]["unusable_reason"] == (model.unusable_reason or None)
+    assert body["metrics"]["steps"] >= 1 and body["metrics"]["undertrained"] is False
     assert model.spec["encoder_depth"] == 3
     assert model.hyperparameters["epochs"] == 1
     assert model.code_version
@@ -67,7 +71,7 @@ def test_training_run_trains_registers_and_reports(
     assert {i.split for i in items} <= {"train", "val", "test"}
     assert all(i.revisions[0]["state"] == "approved" for i in items)
     listed = client.get("/api/models/").json()["results"]
-    assert listed[0]["id"] == model.pk and listed[0]["is_active"]
+    assert listed[0]["id"] == model.pk and listed[0]["is_active"] == model.usable
 
 
 def test_default_dataset_takes_only_confirmed_cases_with_approved_masks(
@@ -242,3 +246,50 @@ def test_models_page_lists_versions(registered_model: Any, data_manager: Any, cl
     assert response.status_code == 200
     assert b"page-model" in response.content
     assert b"chart.umd.min.js" in response.content
+
+
+def test_an_unusable_model_is_registered_but_the_gate_refuses_it(
+    registered_model: Any, data_manager: Any, api_client_for: Any, client: Any
+) -> None:
+    active = registered_model(activate=True, name="good")
+    broken = registered_model(activate=True, name="whole-head", unusable_reason="lesion_everywhere")
+    # Registered (its page can say why) but never activated, even when asked to.
+    broken.refresh_from_db()
+    assert not broken.usable and not broken.is_active
+    assert list(ModelVersion.objects.filter(is_active=True)) == [active]
+    response = api_client_for(data_manager).post(f"/api/models/{broken.pk}/activate/")
+    assert response.status_code == 409
+    assert "implausible share of the brain" in response.json()["message"]
+    listed = {
+        m["id"]: m for m in api_client_for(data_manager).get("/api/models/").json()["results"]
+    }
+    assert listed[broken.pk]["usable"] is False
+    assert listed[broken.pk]["unusable_reason"] == "lesion_everywhere"
+    client.force_login(data_manager)
+    page = client.get("/models/").content.decode()
+    assert "model-unusable" in page and "implausible share of the brain" in page
+    assert list(ModelVersion.objects.filter(is_active=True)) == [active]
+
+
+def test_unconfirmed_masks_join_training_without_an_etiology(
+    make_phantom_case: Any, data_manager: Any
+) -> None:
+    from cases.models import Case
+
+    confirmed = [make_phantom_case(e) for e in ("cardioembolic", "lacunar", "cardioembolic")]
+    unconfirmed = make_phantom_case("lacunar")
+    Case.objects.filter(pk=unconfirmed.pk).update(confirmed=False)
+    plain = dataset_snapshot_create(user=data_manager)
+    assert plain.items.count() == 3
+    snapshot = dataset_snapshot_create(
+        user=data_manager, filters={"include_unconfirmed": True}, fractions=(0.34, 0.33, 0.33)
+    )
+    items = {item.case_id: item for item in snapshot.items.all()}
+    assert set(items) == {c.pk for c in confirmed} | {unconfirmed.pk}
+    assert items[unconfirmed.pk].split == "train" and items[unconfirmed.pk].etiology is None
+    assert snapshot.counts["unconfirmed"] == 1
+    from inference.services.dataset import dataset_case_arrays
+
+    arrays = {a.case_id: a for a in dataset_case_arrays(snapshot=snapshot, split="train")}
+    assert arrays[str(unconfirmed.pk)].etiology_known is False
+    assert all(a.etiology_known for k, a in arrays.items() if k != str(unconfirmed.pk))

@@ -68,6 +68,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"registered model {model.pk} ({model.name})"
                 + (" [active]" if model.is_active else "")
+                + (f" [unusable: {model.unusable_message}]" if not model.usable else "")
             )
         )
         self.stdout.write(json.dumps(model.metrics, indent=2))

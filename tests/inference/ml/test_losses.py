@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from inference.ml.losses import (
+    UNKNOWN_LESION,
     SegmentationLoss,
     SoftDiceLoss,
     class_weights_from_counts,
@@ -106,3 +107,27 @@ def test_loss_decreases_when_overfitting_a_tiny_batch() -> None:
 
 
 # --------------------------------------------------------------------------- transforms
+
+
+def test_lesions_of_unknown_etiology_teach_where_not_which() -> None:
+    """A mask without a confirmed etiology: the loss rewards "lesion", never one etiology."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 8, 8)
+    target = torch.zeros(2, 8, 8, dtype=torch.long)
+    target[:, 2:5, 2:5] = UNKNOWN_LESION
+    target[1, 6:8, 6:8] = 2
+    loss_fn = SegmentationLoss(
+        class_weights=torch.tensor([1.0, 3.0, 3.0, 3.0]), lesion_dice_weight=1.0
+    )
+    # Permuting the etiology logits inside the unknown region changes nothing.
+    swapped = logits.clone()
+    region = (slice(None), slice(None), slice(2, 5), slice(2, 5))
+    swapped[region] = logits[region][:, [0, 3, 1, 2]]
+    assert loss_fn(swapped, target) == pytest.approx(float(loss_fn(logits, target)), rel=1e-5)
+    # Raising any lesion class there lowers the loss; raising background raises it.
+    lesion_up, background_up = logits.clone(), logits.clone()
+    lesion_up[:, 1][:, 2:5, 2:5] += 3.0
+    background_up[:, 0][:, 2:5, 2:5] += 3.0
+    base = float(loss_fn(logits, target))
+    assert float(loss_fn(lesion_up, target)) < base < float(loss_fn(background_up, target))
+    assert label_counts(target, 4).tolist() == [2 * 64 - 18 - 4, 0, 4, 0]

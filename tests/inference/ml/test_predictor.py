@@ -194,3 +194,30 @@ def test_checkpoint_write_is_atomic_and_bad_files_raise(
 
 
 # --------------------------------------------------------------------------- training
+
+
+def test_brain_masking_drops_lesions_outside_the_brain_and_flags_a_whole_head() -> None:
+    spec = tiny_spec(label_values=(1, 2), label_names=("ath", "card"), brain_masking=True)
+    predictor = Predictor(nn.Identity(), spec, "cpu", min_lesion_voxels=1, min_lesion_ml=0.0)
+    brain = np.zeros((4, 20, 20), dtype=bool)
+    brain[:, 4:16, 4:16] = True
+    probs = torch.zeros(4, 3, 20, 20)
+    probs[:, 0] = 1.0
+    probs[1, :, 6:9, 6:9] = torch.tensor([0.1, 0.8, 0.1])[:, None, None]  # inside the brain
+    probs[1, :, 0:2, 0:2] = torch.tensor([0.1, 0.1, 0.8])[:, None, None]  # in the air
+    out = predictor.postprocess(probs, (1.0, 1.0, 1.0), brain=brain)
+    assert out.n_lesions == 1 and out.label_volume[1, 0, 0] == 0
+    assert out.etiology == 1 and not out.flags
+    assert out.brain_volume_ml == pytest.approx(4 * 144 / 1000)
+    # A model that calls the whole head lesion gives a flag, not an answer.
+    everything = torch.zeros(4, 3, 20, 20)
+    everything[:, 1] = 0.9
+    everything[:, 0] = 0.1
+    flagged = predictor.postprocess(everything, (1.0, 1.0, 1.0), brain=brain)
+    assert flagged.flags == ["implausible_lesion_volume"]
+    assert flagged.etiology is None and flagged.confidence == 0.0
+    assert not flagged.label_volume[~brain].any()
+    assert "100 % of the brain" in flagged.notes[0]
+    # Older models (no brain masking) keep their behaviour.
+    plain = Predictor(nn.Identity(), tiny_spec(label_values=(1, 2), label_names=("a", "c")), "cpu")
+    assert plain.postprocess(everything, (1.0, 1.0, 1.0), brain=brain).etiology == 1

@@ -17,6 +17,7 @@ from inference.ml.trainer import (
     make_scheduler,
     spec_from_config,
     train,
+    unusable_reason,
 )
 from inference.ml.transforms import (
     AugmentConfig,
@@ -27,7 +28,7 @@ from .helpers import LABELS, NAMES, make_cases, synthetic_case, tiny_spec_for
 
 def test_real_short_training_gives_a_loadable_checkpoint_and_prediction(tmp_path: Path) -> None:
     cases = make_cases()
-    config = TrainConfig(epochs=1, batch_size=4, device="cpu", lesion_fraction=0.7)
+    config = TrainConfig(min_steps=0, epochs=1, batch_size=4, device="cpu", lesion_fraction=0.7)
     spec = tiny_spec_for(config, (32, 16, 8))
     reports: list[EpochReport] = []
     progress: list[float] = []
@@ -57,7 +58,9 @@ def test_real_short_training_gives_a_loadable_checkpoint_and_prediction(tmp_path
     fast = Predictor.load(ckpt, backend="onnx")
     assert fast.backend == "onnx" and list(tmp_path.joinpath("run").glob("best.pt.*.onnx"))
     tensor = eager.preprocess(case.volumes)
-    assert torch.allclose(fast.infer(tensor), eager.infer(tensor), atol=1e-4)
+    assert torch.allclose(
+        fast.infer(tensor, case.spacing), eager.infer(tensor, case.spacing), atol=1e-4
+    )
     # A study without ADC/FLAIR still predicts, with a note.
     dwi_only = eager.predict({"DWI": case.volumes["DWI"]}, case.spacing)
     assert dwi_only.notes[0].startswith("Series missing: ADC, FLAIR")
@@ -86,7 +89,12 @@ def test_half_storage_trains_like_float32_and_bad_choices_are_refused() -> None:
     losses = {}
     for dtype in ("float32", "float16"):
         config = TrainConfig(
-            epochs=2, batch_size=2, device="cpu", augment=AugmentConfig(False), storage_dtype=dtype
+            min_steps=0,
+            epochs=2,
+            batch_size=2,
+            device="cpu",
+            augment=AugmentConfig(False),
+            storage_dtype=dtype,
         )  # type: ignore[arg-type]
         spec = tiny_spec_for(config)
         result = train(train_cases=cases, val_cases=[], spec=spec, config=config)
@@ -105,12 +113,14 @@ def test_early_stopping_waits_for_patience_and_min_epochs() -> None:
     stopped_at = {}
     for min_epochs in (0, None, 10):
         config = TrainConfig(
+            min_steps=0,
             epochs=10,
             batch_size=2,
             lr=0.0,
             device="cpu",
             augment=AugmentConfig(False),
             early_stopping_patience=2,
+            validate_every_steps=1,
             min_epochs=min_epochs,
         )
         spec = tiny_spec_for(config)
@@ -123,7 +133,9 @@ def test_early_stopping_waits_for_patience_and_min_epochs() -> None:
 
 def test_training_can_be_cancelled(tmp_path: Path) -> None:
     cases = [synthetic_case(f"s{i}", LABELS[i % 2], i, (4, 32, 32)) for i in range(2)]
-    config = TrainConfig(epochs=5, batch_size=2, device="cpu", augment=AugmentConfig(False))
+    config = TrainConfig(
+        min_steps=0, epochs=5, batch_size=2, device="cpu", augment=AugmentConfig(False)
+    )
     spec = tiny_spec_for(config)
     result = train(
         train_cases=cases, val_cases=[], spec=spec, config=config, should_stop=lambda: True
@@ -134,7 +146,7 @@ def test_training_can_be_cancelled(tmp_path: Path) -> None:
             train_cases=cases,
             val_cases=[],
             spec=spec,
-            config=TrainConfig(epochs=1, context_slices=config.context_slices + 1),
+            config=TrainConfig(min_steps=0, epochs=1, context_slices=config.context_slices + 1),
         )
 
 
@@ -143,7 +155,7 @@ def test_training_on_cuda_with_mixed_precision(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device; none is available")
     cases = make_cases()
-    config = TrainConfig(epochs=2, batch_size=4, device="cuda", amp=True)
+    config = TrainConfig(min_steps=0, epochs=2, batch_size=4, device="cuda", amp=True)
     spec = spec_from_config(config, label_values=LABELS, label_names=NAMES)
     result = train(
         train_cases=cases[:3],
@@ -159,3 +171,33 @@ def test_training_on_cuda_with_mixed_precision(tmp_path: Path) -> None:
     assert predictor.backend == "eager"
     out = predictor.predict(cases[3].volumes, cases[3].spacing)
     assert out.label_volume.shape == cases[3].volumes["DWI"].shape
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [
+        ({"lesion_dice": 0.8, "lesion_brain_share_max": 0.05}, None),
+        ({"lesion_dice": 0.002, "lesion_brain_share_max": 0.9}, "lesion_everywhere"),
+        ({"lesion_dice": 0.05, "lesion_brain_share_max": 0.01}, "lesion_dice_near_zero"),
+        ({"lesion_dice": 0.0}, "lesion_dice_near_zero"),
+        ({}, None),  # nothing validated: nothing to judge by
+    ],
+)
+def test_unusable_rule(metrics: dict[str, float], reason: str | None) -> None:
+    assert unusable_reason(metrics) == reason
+
+
+def test_the_step_budget_outlasts_a_small_epoch_count() -> None:
+    cases = make_cases()
+    config = TrainConfig(
+        epochs=1, min_steps=9, batch_size=4, device="cpu", augment=AugmentConfig(False)
+    )
+    result = train(
+        train_cases=cases[:3], val_cases=cases[3:], spec=tiny_spec_for(config), config=config
+    )
+    assert result.steps >= 9 and result.planned_steps >= 9 and len(result.history) > 1
+    assert not result.undertrained
+    # A wall-clock budget that ends the run before the step budget says so.
+    rushed = TrainConfig(epochs=1, min_steps=10_000, max_minutes=1e-4, batch_size=4, device="cpu")
+    cut = train(train_cases=cases[:3], val_cases=[], spec=tiny_spec_for(rushed), config=rushed)
+    assert cut.budget_exhausted and cut.undertrained and cut.steps < 10_000
