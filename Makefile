@@ -8,11 +8,19 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run setup test lint format demo serve bench clean-data
+.PHONY: run setup atlas test lint format demo serve bench clean-data
 
 run: setup demo serve
 
-setup: $(VENV)/.installed node_modules/.installed locale/.compiled
+setup: $(VENV)/.installed node_modules/.installed locale/.compiled atlas
+
+# The MNI-space atlases (AAL) the lesion pattern maps vascular territories with: Debian's
+# mricron-data. Without it the platform runs, and territories are reported as unknown.
+ATLAS_DIR ?= /usr/share/mricron/templates
+atlas:
+	@test -f $(ATLAS_DIR)/aal.nii.gz || { echo "Installing Debian's mricron-data (MNI atlases)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mricron-data) \
+	  || echo "mricron-data could not be installed: vascular territories will be unknown"; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \

@@ -12,6 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 
 import annotation.urls
 import cases.urls
+import etiology.urls
 import inference.urls
 from accounts.apis import TokenObtainApi
 
@@ -40,6 +41,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("", include((cases.urls.api_urlpatterns, "cases"), namespace="cases-api")),
     path("", include((annotation.urls.api_urlpatterns, "annotation"), namespace="annotation-api")),
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),
+    path("", include((etiology.urls.api_urlpatterns, "etiology"), namespace="etiology-api")),
     # Last: any other /api/ path is a JSON 404, with DEBUG too (handler404 is skipped then).
     re_path(r"^.*$", api_not_found, name="not-found"),
 ]
@@ -56,5 +58,6 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("annotation/", include("annotation.urls")),
     path("models/", include("inference.urls")),
+    path("etiology/", include("etiology.urls")),
     path("", include("cases.urls")),
 ]

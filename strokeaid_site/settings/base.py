@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "cases",
     "annotation",
     "inference",
+    "etiology",
 ]
 
 MIDDLEWARE = [
