@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
@@ -146,6 +146,10 @@ class PredictionDetailApi(generics.RetrieveAPIView[PredictionJob]):
 
     permission_classes = [HasAnyRole]
     serializer_class = PredictionOutputSerializer
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        # The case's live consistency checks: on the detail only (lists stay cheap).
+        return {**super().get_serializer_context(), "with_checks": True}
 
     def get_object(self) -> PredictionJob:
         return selectors.prediction_get_for_user(

@@ -257,6 +257,8 @@ class PredictionJob(Job):
     lesions = models.JSONField(_("lesions"), default=dict, blank=True)
     notes = models.JSONField(_("notes"), default=list, blank=True)
     timings = models.JSONField(_("timings"), default=dict, blank=True)
+    # Lesion pattern, work-up used and each method's answer (inference.services.reasoning).
+    reasoning = models.JSONField(_("reasoning"), default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rest_framework import serializers
 
 from inference.models import DatasetSnapshot, ModelVersion, PredictionJob, TrainingRun
+from inference.services.reasoning import reasoning_display
 
 if TYPE_CHECKING:
     from cases.models import Case, Series
@@ -91,6 +92,10 @@ class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
     etiology = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     flags = serializers.SerializerMethodField()
+    pattern = serializers.SerializerMethodField()
+    methods = serializers.SerializerMethodField()
+    workup_used = serializers.SerializerMethodField()
+    checks = serializers.SerializerMethodField()
     case: serializers.PrimaryKeyRelatedField[Case] = serializers.PrimaryKeyRelatedField(
         read_only=True
     )
@@ -115,6 +120,10 @@ class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
             "volumes_ml",
             "notes",
             "flags",
+            "pattern",
+            "methods",
+            "workup_used",
+            "checks",
             "case",
             "model",
             "reference_series",
@@ -131,6 +140,31 @@ class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
     def get_flags(self, job: PredictionJob) -> list[str]:
         """Warnings that make the result "not an answer" (``implausible_lesion_volume``)."""
         return list((job.lesions or {}).get("flags") or [])
+
+    def _reasoning(self, job: PredictionJob) -> dict[str, Any]:
+        cache = self.context.setdefault("_reasoning", {})
+        if job.pk not in cache:
+            case = job.case if self.context.get("with_checks") else None
+            cache[job.pk] = reasoning_display(reasoning=job.reasoning, case=case)
+        return cache[job.pk]
+
+    def get_pattern(self, job: PredictionJob) -> dict[str, Any] | None:
+        """The predicted mask's lesion pattern (count, volumes, sides, territories, ...)."""
+        return self._reasoning(job).get("pattern")
+
+    def get_methods(self, job: PredictionJob) -> dict[str, Any] | None:
+        """Each way of naming the etiology: ``segmentation_vote``, ``toast_rules``
+        (``combined`` when a case-level model answered)."""
+        return self._reasoning(job).get("methods")
+
+    def get_workup_used(self, job: PredictionJob) -> dict[str, Any] | None:
+        """The work-up the answer saw."""
+        return self._reasoning(job).get("workup_used")
+
+    def get_checks(self, job: PredictionJob) -> list[dict[str, Any]]:
+        """The case's consistency checks (as ``GET /api/cases/{id}/checks/``; on
+        ``GET /api/predictions/{id}/``, empty in lists)."""
+        return list(self._reasoning(job).get("checks") or [])
 
 
 class TrainingRunStartInputSerializer(serializers.Serializer[Any]):

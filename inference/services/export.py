@@ -30,6 +30,8 @@ from cases import storage
 from cases.models import Label, Series
 from cases.services.audit import audit_record
 from core.jobs import job_heartbeat, job_request, jobs_reap_stale
+from etiology.models import Workup
+from etiology.reasoning.workup import FIELD_NAMES as WORKUP_FIELDS
 from inference.exporters.base import ExportCase, pseudonym
 from inference.exporters.dicom_seg import export_dicom_seg
 from inference.exporters.manifest import ExportTree, json_bytes
@@ -262,6 +264,30 @@ def labels_csv(cases: list[ExportCase]) -> bytes:
     return buf.getvalue().encode()
 
 
+def clinical_csv(cases: list[ExportCase]) -> bytes:
+    """The diagnostic work-up of every exported case (one row each; empty = unknown)."""
+    workups = {
+        row.case_id: row for row in Workup.objects.filter(case_id__in=[c.case_id for c in cases])
+    }
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["case", "code", *WORKUP_FIELDS])
+    for c in sorted(cases, key=lambda c: c.name):
+        row = workups.get(c.case_id)
+        values = [getattr(row, f) if row is not None else None for f in WORKUP_FIELDS]
+        writer.writerow(
+            [
+                c.name,
+                c.code,
+                *(
+                    "" if v is None else ("true" if v is True else "false" if v is False else v)
+                    for v in values
+                ),
+            ]
+        )
+    return buf.getvalue().encode()
+
+
 def export_build(*, job: ExportJob) -> ExportJob:
     """Snapshot -> files -> zip -> storage + row, all or nothing."""
     report = _progress_writer(job, 0.0, 0.95)
@@ -291,6 +317,7 @@ def export_build(*, job: ExportJob) -> ExportJob:
         exported = set(details.get("exported_cases", []))
         kept = [c for c in cases if c.name in exported]
         tree.add("labels.csv", labels_csv(kept))
+        tree.add("clinical.csv", clinical_csv(kept))
         splits = {
             split: sorted(c.name for c in kept if c.split == split)
             for split in ("train", "val", "test")

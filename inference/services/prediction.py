@@ -34,6 +34,7 @@ from inference.ml.predictor import ModelLoadError, PredictionOutput, Predictor
 from inference.models import JobStatus, ModelVersion, PredictionJob, PredictionSeries
 from inference.selectors import model_active_get
 from inference.services.arrays import SeriesMissingError, case_volumes_load, same_grid
+from inference.services.reasoning import reasoning_safe
 from strokeaid_site.conf import app_settings
 from strokeaid_site.errors import ApplicationError, ConflictError, ForbiddenError
 from strokeaid_site.events import job_event_send
@@ -255,8 +256,21 @@ def prediction_run(*, job: PredictionJob) -> PredictionOutput:
     vols = case_volumes_load(case=case, series=series)
     predictor = predictor_for(model)
     output = predictor.predict(vols.volumes, vols.spacing)
+    names = dict(Label.objects.filter(label_set=model.label_set).values_list("value", "name"))
+    reasoning = reasoning_safe(
+        case=case,
+        output=output,
+        reference=vols.reference,
+        image=vols.volumes.get(vols.reference.kind),
+        label_names=names,
+    )
     prediction_store(
-        job=job, output=output, reference=vols.reference, series=series, resampled=vols.resampled
+        job=job,
+        output=output,
+        reference=vols.reference,
+        series=series,
+        resampled=vols.resampled,
+        reasoning=reasoning,
     )
     return output
 
@@ -268,6 +282,7 @@ def prediction_store(
     reference: Series,
     series: list[Series],
     resampled: list[str] | None = None,
+    reasoning: dict[str, Any] | None = None,
 ) -> PredictionJob:
     """Writes the label volume, probability maps and result rows of a finished prediction."""
     labels = {lab.value: lab for lab in Label.objects.filter(label_set=job.model.label_set)}
@@ -342,6 +357,7 @@ def prediction_store(
             },
             notes=notes,
             timings={k: round(v, 4) for k, v in output.timings.items()},
+            reasoning=reasoning or {},
             finished_at=timezone.now(),
         )
     return job

@@ -65,6 +65,11 @@ def test_nnunet_export_layout_and_voxels(
 ) -> None:
     no_flair = make_phantom_case("cryptogenic", seed=4, kinds=("DWI", "ADC"))
     client = api_client_for(data_manager)
+    workup = {"atrial_fibrillation": True, "stenosis_50": False, "age": 77, "sex": "F"}
+    assert (
+        client.put(f"/api/cases/{three_cases[0].pk}/workup/", workup, format="json").status_code
+        == 200
+    )
     detail = _export(
         client, django_capture_on_commit_callbacks, {"format": "nnunet", "cases": None}
     )
@@ -132,6 +137,21 @@ def test_nnunet_export_layout_and_voxels(
         )
         row = rows[f"case{case.pk:05d}"]
         assert (row["revision"], row["revision_id"]) == (str(revision.number), str(revision.pk))
+    # The work-up beside the labels (empty = unknown); dataset.json stays nnU-Net's own.
+    clinical = {
+        row["case"]: row
+        for row in csv.DictReader(io.StringIO(archive.read("clinical.csv").decode()))
+    }
+    assert set(clinical) == set(rows)
+    first = clinical[f"case{three_cases[0].pk:05d}"]
+    assert (first["atrial_fibrillation"], first["stenosis_50"], first["age"], first["sex"]) == (
+        "true",
+        "false",
+        "77",
+        "F",
+    )
+    assert first["cardiac_workup"] == "" and clinical[f"case{three_cases[1].pk:05d}"]["age"] == ""
+    assert "atrial_fibrillation" not in json.dumps(dataset)
     splits = json.loads(archive.read("splits.json"))
     assert sorted(splits["train"] + splits["val"] + splits["test"]) == sorted(
         f"case{c.pk:05d}" for c in three_cases

@@ -56,6 +56,27 @@ def test_prediction_end_to_end(
         assert abs(sum(body["probabilities"].values()) - 1.0) < 1e-6
         assert body["etiology"] in body["probabilities"] and 0 < body["confidence"] <= 1
 
+    # Etiology reasoning beside the vote (the REST contract's shape).
+    methods = body["methods"]
+    assert methods["segmentation_vote"]["etiology"] == body["etiology"]
+    assert "combined" not in methods  # no case-level model is active
+    assert body["pattern"]["count"] == body["lesions"]["count"]
+    assert set(body["workup_used"]) >= {"atrial_fibrillation", "stenosis_50", "nihss"}
+    if not body["pattern"]["deep_small"]:  # (an untrained network: any pattern may come)
+        assert methods["toast_rules"]["etiology"] == "cryptogenic"  # nothing known
+    assert methods["toast_rules"]["reason"] and methods["toast_rules"]["gaps"]
+    assert {c["code"] for c in body["checks"]} >= {"cardio_no_source"}
+    client.put(
+        f"/api/cases/{case.pk}/workup/",
+        {"atrial_fibrillation": True, "vessel_imaging": True, "cardiac_workup": True},
+        format="json",
+    )
+    second = _predict(client, case.pk, django_capture_on_commit_callbacks)
+    rules = second["methods"]["toast_rules"]
+    assert rules["etiology"] == "cardioembolic" and "atrial fibrillation" in rules["reason"]
+    assert second["workup_used"]["atrial_fibrillation"] is True and not rules["gaps"]
+    assert second["checks"] == []
+
     dwi = Series.objects.get(case=case, kind="DWI")
     response = client.get(f"/api/predictions/{body['id']}/mask.nii.gz")
     assert response.status_code == 200
