@@ -3,6 +3,7 @@
 Layout under ``out``::
 
     labels.csv                      code, etiology, label_value, n_lesions, lesion_volume_ml, seed
+    clinical.csv                    code + the work-up (empty = unknown), hidden_mechanism
     PH-0001/DWI/*.dcm ADC/*.dcm FLAIR/*.dcm    (formats include "dicom")
     PH-0001/DWI.nii.gz ADC.nii.gz FLAIR.nii.gz (formats include "nifti")
     PH-0001/mask.nii.gz                        (always: the ground truth)
@@ -23,6 +24,19 @@ from .generator import DEFAULT_LABEL_VALUES, SERIES_KINDS, PhantomCase, generate
 from .nifti import write_mask_nifti, write_nifti
 
 FORMATS = ("dicom", "nifti")
+#: The work-up columns of clinical.csv (the REST contract's keys, in its order).
+WORKUP_COLUMNS = (
+    "atrial_fibrillation",
+    "cardiac_source",
+    "stenosis_50",
+    "vessel_imaging",
+    "cardiac_workup",
+    "lacunar_syndrome",
+    "other_cause",
+    "age",
+    "sex",
+    "nihss",
+)
 LABELS_CSV_COLUMNS = ("code", "etiology", "label_value", "n_lesions", "lesion_volume_ml", "seed")
 
 
@@ -103,4 +117,21 @@ def make_phantoms(
         writer = csv.DictWriter(fh, fieldnames=LABELS_CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    with (root / "clinical.csv").open("w", newline="") as fh:
+        fields = ["code", *WORKUP_COLUMNS, "hidden_mechanism"]
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for case in result:
+            values = {**case.workup, "hidden_mechanism": case.hidden_mechanism}
+            writer.writerow(
+                {"code": case.code, **{k: _csv_value(values.get(k)) for k in fields[1:]}}
+            )
     return result
+
+
+def _csv_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -35,6 +35,7 @@ from .anatomy import (
     spacing_for_shape,
 )
 from .lesions import ETIOLOGIES, DrawnLesion, LesionSpec, draw_lesions, lesion_specs
+from .workup import hidden_mechanism, phantom_workup
 
 #: Default etiology name -> label value mapping (the data migration's defaults).
 DEFAULT_LABEL_VALUES: dict[str, int] = {
@@ -108,6 +109,9 @@ class PhantomCase:
             ``radius_mm`` (equivalent-sphere radius), ``location``, ``territory``,
             ``hemisphere``, ``n_voxels``, ``volume_ml``, ``n_slices``, ``extent_mm`` (z, y, x).
         meta: generation details (anatomy source, pose, intensity scales, WMH count).
+        workup: a plausible diagnostic work-up (:mod:`cases.phantoms.workup`).
+        hidden_mechanism: for some cryptogenic cases, the mechanism the work-up missed
+            (``"cardioembolic"``: an embolic lesion pattern with undetected AF).
     """
 
     code: str
@@ -121,6 +125,8 @@ class PhantomCase:
     label_value: int
     lesions: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    workup: dict[str, Any] = field(default_factory=dict)
+    hidden_mechanism: str | None = None
 
     @property
     def lesion_volume_ml(self) -> float:
@@ -130,7 +136,7 @@ class PhantomCase:
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
     # Independent streams: changing e.g. the noise model does not move the lesions.
-    names = ("pose", "lesions", "wmh", "contrast", "noise")
+    names = ("pose", "lesions", "wmh", "contrast", "noise", "workup")
     children = np.random.SeedSequence(int(seed)).spawn(len(names))
     return {n: np.random.default_rng(c) for n, c in zip(names, children, strict=True)}
 
@@ -252,7 +258,10 @@ def generate_case(
 
     # --- acute lesions ---------------------------------------------------------------
     rng_l = rngs["lesions"]
-    specs: list[LesionSpec] = lesion_specs(etiology, rng_l)
+    rng_w0 = rngs["workup"]
+    hidden = hidden_mechanism(etiology, rng_w0)
+    specs: list[LesionSpec] = lesion_specs(hidden or etiology, rng_l)
+    workup = phantom_workup(etiology, rng_w0)
     if healthy:
         specs = []
     drawn = draw_lesions(rng_l, specs, base, grid, pose, tissue)
@@ -398,4 +407,6 @@ def generate_case(
             "intensity_scale": intensity_scale,
             "noise_scale": noise_scale,
         },
+        workup=workup,
+        hidden_mechanism=hidden,
     )

@@ -26,6 +26,7 @@ from cases.models import Case, Series
 from cases.phantoms import ETIOLOGIES, PhantomCase, generate_case, write_dicom_series
 from cases.services.case import case_create
 from cases.services.series import series_create_from_phantom
+from etiology.services import workup_replace
 
 DEFAULT_PASSWORD = "strokeaid-demo"  # noqa: S105 - the documented, printed demo default
 # (username, roles, superuser): the data manager is "curator", as in the docs.
@@ -134,6 +135,7 @@ class Command(BaseCommand):
                 )
                 if "DWI" in series:
                     self._import_mask(users, series["DWI"], phantom)
+                workup_replace(user=users["neuro"], case=case, data=phantom.workup)
             made += 1
             self.stdout.write(
                 f"Case {code}: {etiology}{' (confirmed)' if confirmed else ''}, "
