@@ -18,13 +18,11 @@ from annotation.selectors import annotations_training_ready, mask_array
 from cases import storage
 from cases.models import Case, Label, Series
 from etiology.models import Workup
-from etiology.reasoning.atlas import atlas_available, load_atlas
 from etiology.reasoning.checks import Check, case_checks
-from etiology.reasoning.pattern import LesionPattern, lesion_pattern
-from etiology.reasoning.registration import register_to_mni
+from etiology.reasoning.pattern import LesionPattern
+from etiology.reasoning.study import study_pattern
 from etiology.reasoning.toast import RuleResult
 from etiology.reasoning.workup import FIELD_NAMES, empty_workup
-from inference.ml.brain import brain_mask
 
 logger = logging.getLogger(__name__)
 
@@ -56,23 +54,11 @@ def pattern_for_labels(
     if image is None:
         volume = getattr(series, "volume", None)
         image = storage.read_array(volume.key, mmap=True) if volume is not None else None
-    brain = brain_mask({series.kind: np.asarray(image)}) if image is not None else None
-    affine = series_affine_zyx(series)
-    spacing = tuple(float(s) for s in series.spacing)
-    registration = atlas = None
-    if brain is not None and brain.any() and atlas_available():
-        try:
-            registration = register_to_mni(brain, affine)
-            atlas = load_atlas()
-        except Exception:  # a failed registration leaves the atlas fields unknown
-            logger.exception("registration of series %s to MNI failed", series.pk)
-    return lesion_pattern(
+    return study_pattern(
         labels,
-        spacing=spacing,  # type: ignore[arg-type]
-        affine_zyx=affine,
-        brain=brain,
-        registration=registration,
-        atlas=atlas,
+        volumes={series.kind: np.asarray(image) if image is not None else None},
+        spacing=tuple(float(s) for s in series.spacing),  # type: ignore[arg-type]
+        affine_zyx=series_affine_zyx(series),
     )
 
 

@@ -186,6 +186,13 @@ class ModelVersion(models.Model):
     # The sanity rule at registration (inference.ml.trainer.unusable_reason): a model that
     # calls much of the brain lesion, or finds no lesion, can never be activated.
     usable = models.BooleanField(_("usable"), default=True)
+    # The learned case-level etiology model registered with the U-Net (etiology.reasoning.
+    # case_model): its file, checksum and description (features, metrics on the test split).
+    case_model_key = models.CharField(_("case model key"), max_length=255, blank=True, default="")
+    case_model_sha256 = models.CharField(
+        _("case model SHA-256"), max_length=64, blank=True, default=""
+    )
+    case_model = models.JSONField(_("case model"), default=dict, blank=True)
     unusable_reason = models.CharField(
         _("why unusable"), max_length=40, blank=True, default="", choices=UNUSABLE_REASONS
     )

@@ -42,6 +42,8 @@ class CaseArrays:
             (semi-supervised training): its lesion voxels teach where lesions are, with the
             etiology part of the loss masked (``losses.UNKNOWN_LESION``); whatever label
             values the mask carries are ignored.
+        affine: ``(k, j, i, 1)`` -> RAS mm matrix of the grid (for the lesion pattern's
+            registration to MNI), or ``None``.
     """
 
     case_id: str
@@ -50,6 +52,7 @@ class CaseArrays:
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     etiology: int | None = None
     etiology_known: bool = True
+    affine: npt.NDArray[np.float64] | None = None
 
 
 # --------------------------------------------------------------------------- splits

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from cases import storage
 from cases.models import Case, LabelSet, Series
+from etiology.selectors import series_affine_zyx
 from inference.ml.data import CaseArrays, split_cases
 from inference.models import DatasetItem, DatasetSnapshot
 from inference.services.arrays import (
@@ -239,6 +240,7 @@ def dataset_case_arrays(*, snapshot: DatasetSnapshot, split: str) -> list[CaseAr
                 spacing=vols.spacing,
                 etiology=item.etiology.value if item.etiology else None,
                 etiology_known=item.etiology is not None,
+                affine=series_affine_zyx(vols.reference),
             )
         )
     return out

@@ -34,6 +34,7 @@ from inference.ml.predictor import ModelLoadError, PredictionOutput, Predictor
 from inference.models import JobStatus, ModelVersion, PredictionJob, PredictionSeries
 from inference.selectors import model_active_get
 from inference.services.arrays import SeriesMissingError, case_volumes_load, same_grid
+from inference.services.case_model import case_model_load
 from inference.services.reasoning import reasoning_safe
 from strokeaid_site.conf import app_settings
 from strokeaid_site.errors import ApplicationError, ConflictError, ForbiddenError
@@ -263,6 +264,7 @@ def prediction_run(*, job: PredictionJob) -> PredictionOutput:
         reference=vols.reference,
         image=vols.volumes.get(vols.reference.kind),
         label_names=names,
+        case_model=case_model_load(model.case_model_key, model.case_model_sha256),
     )
     prediction_store(
         job=job,
@@ -322,13 +324,22 @@ def prediction_store(
             ]
         )
         etiology = labels.get(output.etiology) if output.etiology is not None else None
+        confidence = float(output.confidence) if etiology is not None else None
+        probabilities = {name[v]: float(p) for v, p in output.probabilities.items()}
+        combined = (reasoning or {}).get("methods", {}).get("combined")
+        if combined:
+            # The headline is the learned case-level answer when a case model is active.
+            by_name = {lab.name: lab for lab in labels.values()}
+            etiology = by_name.get(combined["etiology"], etiology)
+            confidence = float(combined["confidence"])
+            probabilities = {k: float(v) for k, v in combined["probabilities"].items()}
         PredictionJob.objects.filter(pk=job.pk).update(
             status=JobStatus.DONE,
             progress=1.0,
             reference_series=reference,
             etiology=etiology,
-            confidence=float(output.confidence) if etiology is not None else None,
-            probabilities={name[v]: float(p) for v, p in output.probabilities.items()},
+            confidence=confidence,
+            probabilities=probabilities,
             volumes_ml={
                 name.get(v, str(v)): round(float(ml), 4)
                 for v, ml in output.lesion_volume_ml.items()

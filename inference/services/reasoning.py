@@ -14,6 +14,7 @@ import numpy.typing as npt
 from django.utils.translation import gettext as _
 
 from cases.models import Case, Series
+from etiology.reasoning.case_model import CaseModel, case_features
 from etiology.reasoning.toast import RuleResult, toast_rules
 from etiology.selectors import (
     checks_for_case,
@@ -35,12 +36,17 @@ def prediction_reasoning(
     reference: Series,
     image: npt.NDArray[Any] | None,
     label_names: dict[int, str],
+    case_model: CaseModel | None = None,
 ) -> dict[str, Any]:
     """The reasoning of one prediction (stored on the job; see the module docstring)."""
     pattern = pattern_for_labels(labels=output.label_volume, series=reference, image=image)
     workup = workup_for_case(case=case)
     rules = toast_rules(pattern if pattern.count else None, workup)
     vote_name = label_names.get(output.etiology) if output.etiology is not None else None
+    methods_extra: dict[str, Any] = {}
+    if case_model is not None and not output.flags:
+        # A flagged result (no head, implausible volume) is not an answer for any method.
+        methods_extra["combined"] = case_model.answer(case_features(pattern, workup))
     return {
         "pattern": pattern.to_dict(),
         "workup_used": workup,
@@ -58,6 +64,7 @@ def prediction_reasoning(
                 "gaps": [[m, p] for m, p in rules.gaps],
                 "suggests": rules.suggests,
             },
+            **methods_extra,
         },
     }
 

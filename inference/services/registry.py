@@ -63,6 +63,9 @@ def model_version_register(
     activate: bool = False,
     user: User | None = None,
     unusable_reason: str = "",
+    case_model_key: str = "",
+    case_model_sha256: str = "",
+    case_model: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Stores the checkpoint as model weights and creates the ModelVersion row.
 
@@ -95,6 +98,9 @@ def model_version_register(
             is_demo=is_demo,
             usable=not unusable_reason,
             unusable_reason=unusable_reason,
+            case_model_key=case_model_key,
+            case_model_sha256=case_model_sha256,
+            case_model=case_model or {},
             created_by=user if user is not None and user.is_authenticated else None,
         )
         audit_record(

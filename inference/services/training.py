@@ -29,6 +29,7 @@ from cases import storage
 from cases.models import Label
 from cases.services.audit import audit_record
 from core.jobs import job_heartbeat, job_request, jobs_reap_stale
+from inference.ml.predictor import Predictor
 from inference.ml.trainer import (
     EpochReport,
     TrainConfig,
@@ -37,6 +38,7 @@ from inference.ml.trainer import (
     unusable_reason,
 )
 from inference.models import ACTIVE_STATES, DatasetSnapshot, JobStatus, TrainingRun
+from inference.services.case_model import case_model_fit, case_model_store
 from inference.services.dataset import dataset_case_arrays, dataset_snapshot_create
 from inference.services.registry import model_version_register
 from strokeaid_site.conf import app_settings
@@ -47,8 +49,9 @@ logger = logging.getLogger(__name__)
 
 #: Architecture parameters accepted beside the TrainConfig fields.
 SPEC_PARAMS = ("encoder_depth", "decoder_channels")
-#: Dataset parameters accepted beside them.
-DATASET_PARAMS = ("split_seed", "fractions")
+#: Dataset parameters accepted beside them (and ``case_model``: false skips the
+#: case-level etiology model).
+DATASET_PARAMS = ("split_seed", "fractions", "case_model")
 #: Every run has this target: one run trains at a time.
 TRAINING_TARGET = "training"
 
@@ -341,6 +344,18 @@ def _train_and_register(
         metrics["min_steps"] = config.min_steps
         metrics["undertrained"] = result.undertrained
         metrics["budget_exhausted"] = result.budget_exhausted
+        case_model = None
+        if params.get("case_model", True) is not False and not unusable_reason(result.best_metrics):
+            note(_("Fitting the case-level etiology model"))
+            case_model = case_model_fit(
+                fit_cases=[*train_cases, *val_cases],
+                test_cases=dataset_case_arrays(snapshot=dataset, split="test"),
+                predictor=Predictor(result.model, spec, result.device, backend="eager"),
+                names=names,
+                note=note,
+            )
+            if case_model is not None:
+                metrics["case_model"] = case_model.metrics
         reason = unusable_reason(result.best_metrics) or ""
         metrics["unusable_reason"] = reason or None
         if result.undertrained:
@@ -357,6 +372,9 @@ def _train_and_register(
         label = _("demo") if run.is_demo else _("run %(id)s") % {"id": run.pk}
         name = f"U-Net {spec.encoder} · {label} · {timezone.now():%Y-%m-%d %H:%M}"
         with storage.transactional():
+            case_model_key = case_model_sha = ""
+            if case_model is not None:
+                case_model_key, case_model_sha = case_model_store(case_model, run_id=run.pk)
             version = model_version_register(
                 name=name,
                 checkpoint_file=checkpoint,
@@ -374,6 +392,9 @@ def _train_and_register(
                 activate=run.activate,
                 user=run.created_by,
                 unusable_reason=reason,
+                case_model_key=case_model_key,
+                case_model_sha256=case_model_sha,
+                case_model=case_model.describe() if case_model is not None else {},
             )
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=JobStatus.DONE,
