@@ -21,6 +21,7 @@ class Workup(models.Model):
     )
     atrial_fibrillation = models.BooleanField(_("atrial fibrillation"), null=True, blank=True)
     cardiac_source = models.BooleanField(_("other high-risk cardiac source"), null=True, blank=True)
+    # xgettext:no-python-format
     stenosis_50 = models.BooleanField(_("stenosis of 50 % or more"), null=True, blank=True)
     vessel_imaging = models.BooleanField(_("vessel imaging done"), null=True, blank=True)
     cardiac_workup = models.BooleanField(_("cardiac work-up done"), null=True, blank=True)

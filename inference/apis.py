@@ -30,6 +30,7 @@ from inference.serializers import (
     TrainingRunOutputSerializer,
     TrainingRunStartInputSerializer,
 )
+from inference.services.report import prediction_report_png
 from strokeaid_site.errors import ConflictError, NotFoundError
 
 if TYPE_CHECKING:
@@ -160,6 +161,22 @@ class PredictionDetailApi(generics.RetrieveAPIView[PredictionJob]):
 class _FileApi(APIView):
     permission_classes = [HasAnyRole]
     content_negotiation_class = FallbackContentNegotiation
+
+
+class PredictionReportPngApi(_FileApi):
+    """``GET /api/predictions/{id}/report.png``: the report picture (answers, explanation,
+    pattern, work-up and gaps, key slices with the predicted lesion outlined)."""
+
+    error_statuses = (403, 404, 409)
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    def get(self, request: Request, prediction_id: int) -> HttpResponseBase:
+        job = selectors.prediction_get_for_user(user=request.user, prediction_id=prediction_id)
+        body = prediction_report_png(job)
+        response = HttpResponse(body, content_type="image/png")
+        response["Content-Disposition"] = f'inline; filename="{job.case.code}_report_{job.pk}.png"'
+        response["Cache-Control"] = "private, max-age=60"
+        return response
 
 
 class PredictionMaskNiftiApi(_FileApi):

@@ -11,6 +11,11 @@ page_urlpatterns: list[URLPattern | URLResolver] = [
     path("runs/start/", views.training_run_start_view, name="training-run-start"),
     path("<int:model_id>/activate/", views.model_activate_view, name="model-activate"),
     path("cases/<int:case_id>/predictions/", views.case_predictions_page, name="case-predictions"),
+    path(
+        "predictions/<int:prediction_id>/report/",
+        views.prediction_report_page,
+        name="prediction-report",
+    ),
 ]
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path("training-runs/", apis.TrainingRunListApi.as_view(), name="training-run-list"),
@@ -31,6 +36,11 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         "predictions/<int:prediction_id>/",
         apis.PredictionDetailApi.as_view(),
         name="prediction-detail",
+    ),
+    path(
+        "predictions/<int:prediction_id>/report.png",
+        apis.PredictionReportPngApi.as_view(),
+        name="prediction-report-png",
     ),
     path(
         "predictions/<int:prediction_id>/mask.nii.gz",

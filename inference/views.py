@@ -20,6 +20,7 @@ from cases.selectors import case_get_for_user
 from inference import selectors, services
 from inference.models import JobStatus, PredictionJob
 from inference.services.prediction import prediction_can_request, prediction_notes_display
+from inference.services.report import prediction_report
 from strokeaid_site.errors import ApplicationError
 
 #: Default epochs of the training form: about 10 minutes for the phantom set on a CPU, and
@@ -219,3 +220,14 @@ def case_predictions_page(request: HttpRequest, case_id: int) -> HttpResponse:
         return HttpResponseRedirect(request.path)
     context = case_predictions_panel_context(request, case) or {}
     return render(request, "inference/case_predictions.html", {"case": case, **context})
+
+
+@login_required
+def prediction_report_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
+    """The clinician's report of one prediction: the answers side by side, why, the lesion
+    pattern, the work-up and its gaps, and the report picture."""
+    job = selectors.prediction_get_for_user(user=request.user, prediction_id=prediction_id)
+    context = prediction_report(job)
+    context["png_url"] = reverse("inference-api:prediction-report-png", args=[job.pk])
+    context["case_url"] = reverse("cases:detail", args=[job.case_id])
+    return render(request, "inference/prediction_report.html", context)

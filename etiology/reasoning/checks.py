@@ -79,11 +79,11 @@ def case_checks(
                 "athero_no_stenosis",
                 "error" if explicit else "warning",
                 gettext_noop(
-                    "Atherothrombotic, but vessel imaging found no stenosis of 50 % or more."
+                    "Atherothrombotic, but vessel imaging found no stenosis of at least 50 %."
                 )
                 if explicit
                 else gettext_noop(
-                    "Atherothrombotic without a documented stenosis of 50 % or more."
+                    "Atherothrombotic without a documented stenosis of at least 50 %."
                 ),
             )
         )

@@ -106,6 +106,7 @@ def toast_rules(pattern: LesionPattern | None, workup: Mapping[str, Any]) -> Rul
         )
     if workup.get("stenosis_50"):
         causes.append(ATHERO)
+        # xgettext:no-python-format
         reasons.append((gettext_noop("≥ 50 % stenosis of the supplying artery"), {}))
     if workup.get("other_cause"):
         causes.append(OTHER)

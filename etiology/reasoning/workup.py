@@ -38,6 +38,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "stenosis_50",
         "bool",
+        # xgettext:no-python-format
         gettext_noop("Stenosis of at least 50 % (or occlusion) of the supplying artery"),
     ),
     Field("vessel_imaging", "bool", gettext_noop("Vessel imaging done")),
