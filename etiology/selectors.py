@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
@@ -75,7 +74,7 @@ def case_approved_pattern(*, case: Case) -> tuple[LesionPattern | None, list[str
     if annotation is None or annotation.current_revision is None:
         return None, []
     key = f"etiology:pattern:{annotation.current_revision.pk}:{annotation.series_id}"
-    cached = cache.get(key)
+    cached: tuple[LesionPattern | None, list[str]] | None = cache.get(key)
     if cached is not None:
         return cached
     mask = mask_array(revision=annotation.current_revision)
@@ -111,7 +110,7 @@ def checks_for_case(*, case: Case) -> list[dict[str, Any]]:
     return [_check_dict(c) for c in checks]
 
 
-def checks_can_list(*, user: User) -> bool:
+def checks_can_list(*, user: Any) -> bool:
     return bool(user_roles(user) & {DATA_MANAGER, NEUROLOGIST, REVIEWER})
 
 

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,8 +30,9 @@ from inference.serializers import (
     TrainingRunOutputSerializer,
     TrainingRunStartInputSerializer,
 )
+from inference.services.explorer import explorer_can_use, explorer_rows, explorer_run
 from inference.services.report import prediction_report_png
-from strokeaid_site.errors import ConflictError, NotFoundError
+from strokeaid_site.errors import ConflictError, ForbiddenError, NotFoundError
 
 if TYPE_CHECKING:
     # Stub-only protocol: what APIView.get_permissions returns in drf-stubs.
@@ -224,3 +225,33 @@ class SeriesPredictionRawApi(_FileApi):
         response["Content-Length"] = str(len(body))
         response["Cache-Control"] = "private, no-cache"
         return response
+
+
+class CryptogenicExplorerApi(APIView):
+    """``GET /api/explorer/cryptogenic/``: for every case labelled cryptogenic, the mechanism
+    the active model suggests (``?order=confidence|code``) and their distribution; ``POST``
+    queues predictions for the cases without one (neurologists, data managers, reviewers)."""
+
+    permission_classes = [HasAnyRole]
+    error_statuses = (403,)
+
+    def _check(self, request: Request) -> None:
+        if not explorer_can_use(user=request.user):
+            raise ForbiddenError(
+                _("Only neurologists, data managers and reviewers use the explorer.")
+            )
+
+    @extend_schema(
+        parameters=[OpenApiParameter("order", str, enum=["confidence", "code"])],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        self._check(request)
+        order = request.query_params.get("order") or "confidence"
+        return Response(explorer_rows(user=request.user, order=order))
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        self._check(request)
+        queued = explorer_run(user=request_user(request))
+        return Response({"queued": queued}, status=status.HTTP_202_ACCEPTED)

@@ -9,7 +9,7 @@ class InferenceConfig(AppConfig):
     verbose_name = _("Inference")
 
     def ready(self) -> None:
-        from accounts.roles import DATA_MANAGER
+        from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER
         from annotation.hooks import register_prediction_overlay
         from cases.panels import register_case_action, register_case_panel
         from cases.services.case import register_case_file_prefixes
@@ -36,6 +36,12 @@ class InferenceConfig(AppConfig):
             _("Models"), "inference:models", roles=selectors.TRAINING_READ_ROLES, order=30
         )
         register_nav_item(_("Exports"), "inference:exports", roles={DATA_MANAGER}, order=60)
+        register_nav_item(
+            _("Explorer"),
+            "inference:explorer",
+            roles={DATA_MANAGER, NEUROLOGIST, REVIEWER},
+            order=50,
+        )
         register_case_panel(
             "inference/_case_predictions.html", case_predictions_panel_context, order=30
         )

@@ -126,18 +126,18 @@ def render_report_png(
 
         # --- key slices ----------------------------------------------------------------
         slices = key_slices(labels) if labels is not None else []
-        if image is None or not slices:
+        if image is None or labels is None or not slices:
             ax = fig.add_subplot(grid[2, :])
             ax.axis("off")
             ax.text(0.5, 0.5, content.no_lesion, ha="center", va="center", fontsize=12)
         else:
             shown = _display(image)
-            values = sorted(int(v) for v in np.unique(labels) if v)
+            present: list[int] = sorted(int(v) for v in np.unique(np.asarray(labels)) if v)
             for i, z in enumerate(slices):
                 ax = fig.add_subplot(grid[2, i])
                 ax.imshow(shown[z], cmap="gray", aspect=aspect, interpolation="nearest")
-                for value in values:
-                    region = np.asarray(labels[z] == value, dtype=float)
+                for value in present:
+                    region = (np.asarray(labels[z]) == value).astype(np.float32)
                     if region.any():
                         title = content.value_titles.get(value, str(value))
                         ax.contour(
@@ -153,7 +153,7 @@ def render_report_png(
                     color=content.colors.get(content.value_titles.get(v, str(v)), "#ff0000"),
                     label=content.value_titles.get(v, str(v)),
                 )
-                for v in values
+                for v in present
             ]
             fig.legend(
                 handles=handles,

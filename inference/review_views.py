@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.auth import request_user
@@ -271,6 +272,7 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
         for name, row in zip(review["labels"], review["confusion"], strict=True):
             confusion.append({"label": titles.get(name, name), "counts": row})
     split_title = DatasetItem.Split(split).label if split in DatasetItem.Split.values else split
+    methods = _three_answers(model, titles)
     return render(
         request,
         "inference/review/model.html",
@@ -282,6 +284,7 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
             "rows": rows,
             "order": order,
             "confusion": confusion,
+            "methods": methods,
             "pending": [r for r in (review or {}).get("cases", []) if r.get("status") != "done"],
             "plots": {
                 name: reverse("inference:model-review-plot", args=[model.pk, name])
@@ -292,6 +295,52 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
             else {},
         },
     )
+
+
+#: The answers compared on the model review page, in the order they are read.
+_METHOD_TITLES = {
+    "segmentation_vote": gettext_lazy("Segmentation vote"),
+    "toast_rules": gettext_lazy("TOAST rules"),
+    "combined": gettext_lazy("Case model (pattern + work-up)"),
+    "combined_imaging_only": gettext_lazy("Case model, imaging only (work-up withheld)"),
+}
+
+
+def _three_answers(model: Any, titles: dict[str, str]) -> dict[str, Any] | None:
+    """The answers' macro-F1 (bootstrap 95 % interval), accuracy and confusion matrices on
+    the run's test split, as registered with the case model (None without one)."""
+    metrics = (model.case_model or {}).get("metrics") or {}
+    scores = metrics.get("macro_f1")
+    if not scores:
+        return None
+    classes = metrics.get("classes", [])
+    rows = []
+    for key, title in _METHOD_TITLES.items():
+        score = scores.get(key)
+        if score is None:
+            continue
+        confusion = (metrics.get("confusion") or {}).get(key, [])
+        rows.append(
+            {
+                "key": key,
+                "title": title,
+                "f1": score["f1"],
+                "low": score["low"],
+                "high": score["high"],
+                "accuracy": score.get("accuracy"),
+                "n": score["n"],
+                "confusion": [
+                    {"label": titles.get(name, name), "counts": counts}
+                    for name, counts in zip(classes, confusion, strict=False)
+                ],
+            }
+        )
+    return {
+        "rows": rows,
+        "classes": [titles.get(c, c) for c in classes],
+        "feature_gap": metrics.get("feature_gap"),
+        "test_cases": metrics.get("test_cases"),
+    }
 
 
 @login_required

@@ -142,7 +142,8 @@ class PredictionOutputSerializer(serializers.ModelSerializer[PredictionJob]):
         return list((job.lesions or {}).get("flags") or [])
 
     def _reasoning(self, job: PredictionJob) -> dict[str, Any]:
-        cache = self.context.setdefault("_reasoning", {})
+        context: dict[str, Any] = self.context  # type: ignore[assignment]  # DRF passes a dict
+        cache: dict[int, dict[str, Any]] = context.setdefault("_reasoning", {})
         if job.pk not in cache:
             case = job.case if self.context.get("with_checks") else None
             cache[job.pk] = reasoning_display(reasoning=job.reasoning, case=case)

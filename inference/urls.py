@@ -11,6 +11,7 @@ page_urlpatterns: list[URLPattern | URLResolver] = [
     path("runs/start/", views.training_run_start_view, name="training-run-start"),
     path("<int:model_id>/activate/", views.model_activate_view, name="model-activate"),
     path("cases/<int:case_id>/predictions/", views.case_predictions_page, name="case-predictions"),
+    path("explorer/", views.explorer_page, name="explorer"),
     path(
         "predictions/<int:prediction_id>/report/",
         views.prediction_report_page,
@@ -37,6 +38,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         apis.PredictionDetailApi.as_view(),
         name="prediction-detail",
     ),
+    path("explorer/cryptogenic/", apis.CryptogenicExplorerApi.as_view(), name="explorer"),
     path(
         "predictions/<int:prediction_id>/report.png",
         apis.PredictionReportPngApi.as_view(),

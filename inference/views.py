@@ -19,6 +19,7 @@ from cases.models import Case, Label
 from cases.selectors import case_get_for_user
 from inference import selectors, services
 from inference.models import JobStatus, PredictionJob
+from inference.services.explorer import explorer_can_use, explorer_rows, explorer_run
 from inference.services.prediction import prediction_can_request, prediction_notes_display
 from inference.services.report import prediction_report
 from strokeaid_site.errors import ApplicationError
@@ -231,3 +232,36 @@ def prediction_report_page(request: HttpRequest, prediction_id: int) -> HttpResp
     context["png_url"] = reverse("inference-api:prediction-report-png", args=[job.pk])
     context["case_url"] = reverse("cases:detail", args=[job.case_id])
     return render(request, "inference/prediction_report.html", context)
+
+
+@login_required
+def explorer_page(request: HttpRequest) -> HttpResponse:
+    """The cryptogenic explorer: the mechanism the active model suggests for each case whose
+    etiology is undetermined, sortable, with the distribution; POST runs the model on all."""
+    if not explorer_can_use(user=request.user):
+        raise PermissionDenied(
+            _("Only neurologists, data managers and reviewers use the explorer.")
+        )
+    if request.method == "POST":
+        queued = explorer_run(user=request_user(request))
+        messages.info(
+            request,
+            _("%(n)d predictions queued; this page fills in as they finish.") % {"n": queued},
+        )
+        return HttpResponseRedirect(reverse("inference:explorer"))
+    order = request.GET.get("order") or "confidence"
+    data = explorer_rows(user=request.user, order=order)
+    titles = data["titles"]
+    data["distribution_rows"] = [
+        {
+            "name": name,
+            "title": titles.get(name, name),
+            "count": count,
+            "mean_confidence": data["mean_confidence"].get(name, 0.0),
+            "share": count / max(1, data["predicted"]),
+        }
+        for name, count in sorted(data["distribution"].items(), key=lambda kv: -kv[1])
+    ]
+    data["order"] = order
+    data["active_model"] = selectors.model_active_get()
+    return render(request, "inference/explorer.html", data)

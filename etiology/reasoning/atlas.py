@@ -26,6 +26,7 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -102,7 +103,8 @@ class Atlas:
         """Voxel indices ``(N, 3)`` (k, j, i) of MNI points, clipped to the grid."""
         inv = np.linalg.inv(self.affine)
         vox = np.rint(np.c_[mni, np.ones(len(mni))] @ inv.T)[:, :3].astype(np.int64)
-        return np.clip(vox, 0, np.array(self.territory.shape) - 1)
+        clipped: npt.NDArray[np.int64] = np.clip(vox, 0, np.array(self.territory.shape) - 1)
+        return clipped
 
 
 def atlas_dir() -> Path:
@@ -127,7 +129,7 @@ def load_atlas(directory: Path | None = None) -> Atlas:
     folder = directory or atlas_dir()
     if not atlas_available(folder):
         raise FileNotFoundError(f"AAL atlas not found in {folder} (install mricron-data)")
-    img = nib.load(str(folder / "aal.nii.gz"))
+    img: Any = nib.load(str(folder / "aal.nii.gz"))
     labels = np.asarray(img.dataobj, dtype=np.int32)[::2, ::2, ::2].transpose(2, 1, 0)
     affine_xyz = np.array(img.affine, dtype=np.float64)
     affine_xyz[:3, :3] *= 2.0

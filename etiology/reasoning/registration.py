@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +38,7 @@ class Registration:
         return pts @ self.world_to_mni[:3, :3].T + self.world_to_mni[:3, 3]
 
 
-def _sitk_image(volume: npt.NDArray[np.floating], affine_zyx: FloatArray):  # type: ignore[no-untyped-def]
+def _sitk_image(volume: npt.NDArray[Any], affine_zyx: FloatArray) -> Any:
     """A SimpleITK image whose physical frame is RAS mm (consistent for both images)."""
     import SimpleITK as sitk
 
@@ -71,7 +72,9 @@ def template_mask() -> tuple[npt.NDArray[np.float32], FloatArray]:
     return data, _zyx_affine(np.asarray(img.affine, dtype=np.float64))
 
 
-def _downsample(mask: npt.NDArray[np.bool_], affine_zyx: FloatArray, target_mm: float = 3.0):  # type: ignore[no-untyped-def]
+def _downsample(
+    mask: npt.NDArray[np.bool_], affine_zyx: FloatArray, target_mm: float = 3.0
+) -> tuple[npt.NDArray[np.float32], FloatArray]:
     """Block-average a mask to ~``target_mm`` in-plane (slices kept) for a fast metric."""
     spacing = np.linalg.norm(affine_zyx[:3, :3], axis=0)
     factors = [1, max(1, int(target_mm // spacing[1])), max(1, int(target_mm // spacing[2]))]
@@ -125,12 +128,12 @@ def register_to_mni(brain: npt.NDArray[np.bool_], affine_zyx: FloatArray) -> Reg
     mni_to_world = np.eye(4)
     mni_to_world[:3, :3] = matrix
     mni_to_world[:3, 3] = translation + center - matrix @ center
-    world_to_mni = np.linalg.inv(mni_to_world)
+    world_to_mni = np.asarray(np.linalg.inv(mni_to_world), dtype=np.float64)
     overlap = _overlap(brain, np.asarray(affine_zyx, dtype=np.float64), world_to_mni)
     return Registration(world_to_mni=world_to_mni, overlap=overlap)
 
 
-def _run(fixed, moving, initial, *, levels):  # type: ignore[no-untyped-def]
+def _run(fixed: Any, moving: Any, initial: Any, *, levels: tuple[list[int], list[float]]) -> Any:
     """One registration (mean squares, regular-step gradient descent) from ``initial``."""
     import SimpleITK as sitk
 

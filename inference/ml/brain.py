@@ -169,8 +169,8 @@ def core_prior(
     out = 1.0 / (
         1.0 + np.exp(np.clip((micro - np.float32(threshold)) / np.float32(width), -30, 30))
     )
-    out = out.astype(np.float32, copy=False)
-    out[micro <= 0] = 0.0
-    if mask is not None and mask.shape == out.shape:
-        out[~mask] = 0.0
-    return out
+    result: FloatArray = out.astype(np.float32, copy=False)
+    result[micro <= 0] = 0.0
+    if mask is not None and mask.shape == result.shape:
+        result[~mask] = 0.0
+    return result

@@ -535,6 +535,7 @@ class Predictor:
             and bool(brain.any())
         )
         if use_brain:
+            assert brain is not None
             classes[~brain] = 0
         no_head = (
             self.spec.brain_masking

@@ -122,3 +122,37 @@ def test_every_run_registers_a_leak_free_case_model(
         assert body["probabilities"] == pytest.approx(combined["probabilities"])
         assert isinstance(combined["explanation"], list)
     assert np.isfinite(version.case_model["metrics"]["feature_gap"])
+
+
+def test_model_review_page_shows_the_three_answers(
+    registered_model: Any, data_manager: Any, client: Any
+) -> None:
+    version = registered_model()
+    score = {"f1": 0.8, "low": 0.7, "high": 0.9, "n": 20, "accuracy": 0.85}
+    classes = ["cardioembolic", "lacunar"]
+    version.case_model = {
+        "feature_source": "approved_masks",
+        "metrics": {
+            "test_cases": 20,
+            "classes": classes,
+            "feature_gap": 0.05,
+            "macro_f1": {
+                "segmentation_vote": {**score, "f1": 0.61},
+                "toast_rules": score,
+                "combined": {**score, "f1": 0.93},
+                "combined_imaging_only": {**score, "f1": 0.72},
+            },
+            "confusion": {"combined": [[9, 1, 0], [0, 10, 0]]},
+        },
+    }
+    version.save()
+    client.force_login(data_manager)
+    page = client.get(f"/models/{version.pk}/review/").content.decode()
+    assert 'id="three-answers-table"' in page
+    for key, f1 in (
+        ("segmentation_vote", "0.610"),
+        ("combined", "0.930"),
+        ("combined_imaging_only", "0.720"),
+    ):
+        assert f'data-method="{key}"' in page and f1 in page
+    assert "imaging only" in page
