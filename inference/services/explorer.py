@@ -72,8 +72,8 @@ def explorer_rows(*, user: Any, order: str = "confidence") -> dict[str, Any]:
     for case in cases:
         found = latest.get(case.pk)
         suggested, confidence, shares = (
-            _suggestion(job)
-            if job is not None and job.status == JobStatus.DONE
+            _suggestion(found)
+            if found is not None and found.status == JobStatus.DONE
             else (None, 0.0, {})
         )
         rows.append(
