@@ -199,15 +199,22 @@ def test_atherothrombotic_stays_in_one_hemisphere() -> None:
 
 
 def test_cryptogenic_and_other_patterns() -> None:
+    hidden = 0
     for seed in range(6):
         crypto = generate_case(etiology="cryptogenic", seed=seed, shape=SMALL)
-        assert len(crypto.lesions) == 1
-        assert crypto.lesions[0]["location"] == "cortical"
-        assert crypto.lesions[0]["territory"] in {"MCA", "ACA"}
+        if crypto.hidden_mechanism == "cardioembolic":
+            # An embolic pattern the work-up missed (undetected AF): the label stays.
+            hidden += 1
+            assert crypto.etiology == "cryptogenic" and len(crypto.lesions) >= 1
+        else:
+            assert len(crypto.lesions) == 1
+            assert crypto.lesions[0]["location"] == "cortical"
+            assert crypto.lesions[0]["territory"] in {"MCA", "ACA"}
         other = generate_case(etiology="other", seed=seed, shape=SMALL)
         # Posterior circulation: cerebellum or occipital cortex, behind the thalami.
         assert {les["territory"] for les in other.lesions} <= {"PCA", "SCA/PICA"}
         assert np.median(_mni_points(other)[:, 1]) < -45.0
+    assert 0 < hidden < 6
 
 
 def test_analytic_fallback_when_nilearn_missing(monkeypatch: pytest.MonkeyPatch) -> None:
