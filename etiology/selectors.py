@@ -19,6 +19,7 @@ from cases.models import Case, Label, Series
 from etiology.models import Workup
 from etiology.reasoning.checks import Check, case_checks
 from etiology.reasoning.pattern import LesionPattern
+from etiology.reasoning.registration import Registration
 from etiology.reasoning.study import study_pattern
 from etiology.reasoning.toast import RuleResult
 from etiology.reasoning.workup import FIELD_NAMES, empty_workup
@@ -50,15 +51,22 @@ def pattern_for_labels(
 ) -> LesionPattern:
     """The lesion pattern of a label volume on ``series``' grid (registration to MNI and
     the AAL territories when the atlas is installed; else territories stay unknown)."""
+    volume = getattr(series, "volume", None)
     if image is None:
-        volume = getattr(series, "volume", None)
         image = storage.read_array(volume.key, mmap=True) if volume is not None else None
-    return study_pattern(
+    # A stored series never changes: its registration to MNI is computed once.
+    key = f"etiology:registration:{series.pk}:{volume.sha256}" if volume is not None else None
+    cached: Registration | None = cache.get(key) if key else None
+    pattern, registration = study_pattern(
         labels,
         volumes={series.kind: np.asarray(image) if image is not None else None},
         spacing=tuple(float(s) for s in series.spacing),  # type: ignore[arg-type]
         affine_zyx=series_affine_zyx(series),
+        registration=cached,
     )
+    if key and registration is not None and cached is None:
+        cache.set(key, registration, PATTERN_CACHE_SECONDS)
+    return pattern
 
 
 def case_approved_pattern(*, case: Case) -> tuple[LesionPattern | None, list[str]]:

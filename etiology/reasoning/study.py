@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from etiology.reasoning.atlas import atlas_available, load_atlas
 from etiology.reasoning.pattern import LesionPattern, lesion_pattern
-from etiology.reasoning.registration import register_to_mni
+from etiology.reasoning.registration import Registration, register_to_mni
 from inference.ml.brain import brain_mask
 
 logger = logging.getLogger(__name__)
@@ -24,24 +24,27 @@ def study_pattern(
     volumes: Mapping[str, npt.NDArray[Any] | None],
     spacing: tuple[float, float, float],
     affine_zyx: npt.NDArray[np.float64] | None,
-) -> LesionPattern:
+    registration: Registration | None = None,
+) -> tuple[LesionPattern, Registration | None]:
     """The pattern of ``labels`` on a study of ``volumes`` (same grid). Territories, the
     insula and border zones need the AAL atlas and an affine; without them (or when the
-    registration fails) they stay unknown."""
+    registration fails) they stay unknown. A ``registration`` of the same study (from an
+    earlier call) is reused; the one used is returned beside the pattern."""
     brain = brain_mask(volumes)
     affine = affine_zyx
     if affine is None:  # voxel axes as the patient's (z, y, x): sides are still measurable
         affine = np.eye(4)
         affine[0, 2], affine[1, 1], affine[2, 0] = spacing[2], spacing[1], spacing[0]
-    registration = atlas = None
+    atlas = None
     if affine_zyx is not None and brain is not None and brain.any() and atlas_available():
         try:
-            registration = register_to_mni(brain, affine_zyx)
+            if registration is None:
+                registration = register_to_mni(brain, affine_zyx)
             atlas = load_atlas()
         except Exception:  # a failed registration leaves the atlas fields unknown
             logger.exception("registration to MNI failed")
             registration = atlas = None
-    return lesion_pattern(
+    pattern = lesion_pattern(
         labels,
         spacing=spacing,
         affine_zyx=affine,
@@ -49,3 +52,4 @@ def study_pattern(
         registration=registration,
         atlas=atlas,
     )
+    return pattern, registration

@@ -42,7 +42,10 @@ def _workups(case_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def _pattern(labels: Any, case: CaseArrays) -> LesionPattern:
-    return study_pattern(labels, volumes=case.volumes, spacing=case.spacing, affine_zyx=case.affine)
+    pattern, _ = study_pattern(
+        labels, volumes=case.volumes, spacing=case.spacing, affine_zyx=case.affine
+    )
+    return pattern
 
 
 def case_model_fit(

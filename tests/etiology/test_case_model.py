@@ -97,12 +97,12 @@ def test_every_run_registers_a_leak_free_case_model(
         case = train[case_id]
         from_mask = study_pattern(
             case.mask, volumes=case.volumes, spacing=case.spacing, affine_zyx=case.affine
-        ).features()
+        )[0].features()
         assert {k: row[k] for k in from_mask} == from_mask
         predicted = predictor.predict(case.volumes, case.spacing).label_volume
         from_prediction = study_pattern(
             predicted, volumes=case.volumes, spacing=case.spacing, affine_zyx=case.affine
-        ).features()
+        )[0].features()
         differ += from_prediction != from_mask
     assert differ > 0  # the test would not tell the two apart otherwise
     # The prediction's headline is the learned answer, with its explanation.
