@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy.typing as npt
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from cases.models import Case, Series
 from etiology.reasoning.case_model import CaseModel, case_features
@@ -103,6 +104,17 @@ def reasoning_display(*, reasoning: dict[str, Any] | None, case: Case | None) ->
     }
 
 
+#: Pattern flags named in the summary, in reading order.
+_PATTERN_FACTS = (
+    ("bilateral", gettext_noop("bilateral")),
+    ("multi_territory", gettext_noop("several territories")),
+    ("cortical", gettext_noop("cortical")),
+    ("insula", gettext_noop("insula")),
+    ("deep_small", gettext_noop("single small deep infarct")),
+    ("border_zone", gettext_noop("border-zone chain")),
+)
+
+
 def pattern_summary(pattern: dict[str, Any] | None) -> list[str]:
     """Short sentences describing a stored pattern for pages and the report picture."""
     if not pattern or not pattern.get("count"):
@@ -117,19 +129,7 @@ def pattern_summary(pattern: dict[str, Any] | None) -> list[str]:
     ]
     if pattern.get("territories"):
         lines.append(_("Territories: %(names)s") % {"names": ", ".join(pattern["territories"])})
-    facts = []
-    if pattern.get("bilateral"):
-        facts.append(_("bilateral"))
-    if pattern.get("multi_territory"):
-        facts.append(_("several territories"))
-    if pattern.get("cortical"):
-        facts.append(_("cortical"))
-    if pattern.get("insula"):
-        facts.append(_("insula"))
-    if pattern.get("deep_small"):
-        facts.append(_("single small deep infarct"))
-    if pattern.get("border_zone"):
-        facts.append(_("border-zone chain"))
+    facts = [_(text) for key, text in _PATTERN_FACTS if pattern.get(key)]
     if facts:
         lines.append(", ".join(facts))
     return lines

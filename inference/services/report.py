@@ -33,8 +33,10 @@ def _workup_lines(workup: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def prediction_report(job: PredictionJob) -> dict[str, Any]:
-    """What the report page and picture show, translated (see :class:`ReportContent`)."""
+def prediction_report(job: PredictionJob, *, with_checks: bool = True) -> dict[str, Any]:
+    """What the report page and picture show, translated (see :class:`ReportContent`);
+    ``with_checks`` adds the case's live consistency checks (the page shows them, the
+    picture does not)."""
     if job.status != JobStatus.DONE:
         raise ConflictError(
             _("The prediction is not done (status: %(status)s).") % {"status": job.status},
@@ -43,7 +45,7 @@ def prediction_report(job: PredictionJob) -> dict[str, Any]:
     labels = list(Label.objects.filter(label_set=job.model.label_set))
     title_of = {lab.name: lab.title for lab in labels}
     colors = {lab.title: lab.color for lab in labels}
-    shown = reasoning_display(reasoning=job.reasoning, case=job.case)
+    shown = reasoning_display(reasoning=job.reasoning, case=job.case if with_checks else None)
     methods = shown.get("methods") or {}
     vote = methods.get("segmentation_vote") or {}
     combined = methods.get("combined")
@@ -103,7 +105,7 @@ def prediction_report(job: PredictionJob) -> dict[str, Any]:
 
 def prediction_report_png(job: PredictionJob) -> bytes:
     """The report picture of a done prediction."""
-    data = prediction_report(job)
+    data = prediction_report(job, with_checks=False)
     content = ReportContent(
         title=data["title"],
         subtitle=data["subtitle"],

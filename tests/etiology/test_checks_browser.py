@@ -9,17 +9,9 @@ import pytest
 
 from annotation.services import annotation_import_mask, annotation_submit
 from cases.models import Series
+from tests.browser import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pass-Word-123"
-
-
-def _login(page: Any, live_server: Any, user: Any) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("form[action='/accounts/login/'] button[type=submit]")
-    page.wait_for_selector(".mainnav")
 
 
 def test_editor_and_review_queue_show_the_case_checks(
@@ -39,12 +31,12 @@ def test_editor_and_review_queue_show_the_case_checks(
         user=data_manager, series=dwi, mask=mask, annotator=neurologist
     )
     annotation_submit(user=neurologist, annotation=annotation)
-    _login(page, live_server, neurologist)
+    login(page, live_server.url, neurologist)
     page.goto(f"{live_server.url}/annotation/cases/{case.pk}/")
     page.wait_for_selector("#editor-checks li[data-code='cardio_no_source']", timeout=10000)
     assert "cardiac source" in page.inner_text("#editor-checks")
     page.context.clear_cookies()
-    _login(page, live_server, reviewer)
+    login(page, live_server.url, reviewer)
     page.goto(f"{live_server.url}/annotation/review/")
     page.wait_for_selector(
         f"[data-checks-case='{case.pk}'] li[data-code='cardio_no_source']", timeout=10000

@@ -9,8 +9,7 @@ import pytest
 
 from inference.models import PredictionJob
 from inference.services.prediction import prediction_execute
-
-PASSWORD = "pass-Word-123"
+from tests.browser import login
 
 
 def _run_all(client: Any, capture: Any) -> int:
@@ -64,11 +63,7 @@ def test_explorer_page_in_chromium(
     job, _ = prediction_request(user=neurologist, case=case, enqueue=False)
     prediction_execute(job_id=job.pk)
     assert PredictionJob.objects.get(pk=job.pk).status == "done"
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", neurologist.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("form[action='/accounts/login/'] button[type=submit]")
-    page.wait_for_selector(".mainnav")
+    login(page, live_server.url, neurologist)
     page.click(".mainnav >> text=Explorer")
     page.wait_for_selector("#explorer-table")
     row = page.locator(f"#explorer-table tr[data-case='{case.pk}']")

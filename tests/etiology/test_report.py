@@ -13,8 +13,7 @@ from etiology.models import Workup
 from inference.models import PredictionJob
 from inference.report import key_slices
 from inference.services.prediction import prediction_execute, prediction_request
-
-PASSWORD = "pass-Word-123"
+from tests.browser import login
 
 
 def _done_prediction(make_phantom_case: Any, registered_model: Any, user: Any) -> PredictionJob:
@@ -79,11 +78,7 @@ def test_report_page_in_chromium(
     page: Any, live_server: Any, make_phantom_case: Any, registered_model: Any, neurologist: Any
 ) -> None:
     job = _done_prediction(make_phantom_case, registered_model, neurologist)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", neurologist.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("form[action='/accounts/login/'] button[type=submit]")
-    page.wait_for_selector(".mainnav")
+    login(page, live_server.url, neurologist)
     page.goto(f"{live_server.url}/cases/{job.case_id}/")
     page.click(".prediction-report-link")
     page.wait_for_selector("#report-etiology")
