@@ -83,7 +83,7 @@ def test_mosaic_is_unpacked_into_a_volume_with_nibabels_geometry() -> None:
 
 def test_mosaic_without_csa_header_is_refused_clearly() -> None:
     _data, ds = _mosaic("siemens_dwi_1000", offset=100)
-    for tag in [t for t in ds if t.group == 0x0029]:
+    for tag in [elem.tag for elem in ds if elem.tag.group == 0x0029]:
         del ds[tag]
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
