@@ -89,17 +89,19 @@ def mask_decode_nifti(*, series: Series, body: bytes) -> np.ndarray:
         raise ApplicationError(
             _("A mask must be a 3-D volume."), {"shape": [int(n) for n in image.shape]}
         )
+    series_affine = np.asarray(series.affine, dtype=float)
+    series_axes = nib.aff2axcodes(series_affine)
+    received_axes = nib.aff2axcodes(image.affine)
+    if received_axes != series_axes:
+        # The same grid saved in another voxel order (a tool that reorients to RAS, e.g.
+        # nibabel's as_closest_canonical or fslreorient2std) is put back into the series'
+        # order; anything else would flip lesions between hemispheres and is refused.
+        image = _reoriented_onto(image, series_affine, series_axes, received_axes)
     expected_xyz = tuple(int(n) for n in reversed(series.shape))
     if tuple(int(n) for n in image.shape) != expected_xyz:
         raise ApplicationError(
             _("The mask does not have the shape of the series."),
             {"expected": list(expected_xyz), "received": [int(n) for n in image.shape]},
-        )
-    series_axes = nib.aff2axcodes(np.asarray(series.affine, dtype=float))
-    if nib.aff2axcodes(image.affine) != series_axes:
-        raise ApplicationError(
-            _("The mask's orientation differs from the series' orientation."),
-            {"expected": list(series_axes), "received": list(nib.aff2axcodes(image.affine))},
         )
     try:
         data = np.asanyarray(image.dataobj)
@@ -109,6 +111,30 @@ def mask_decode_nifti(*, series: Series, body: bytes) -> np.ndarray:
             {"error": str(exc)[:200]},
         ) from exc
     return np.ascontiguousarray(data.transpose(2, 1, 0))
+
+
+def _reoriented_onto(
+    image: nib.Nifti1Image,
+    series_affine: np.ndarray,
+    series_axes: tuple[str, ...],
+    received_axes: tuple[str, ...],
+) -> nib.Nifti1Image:
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt(received_axes), nib.orientations.axcodes2ornt(series_axes)
+    )
+    reoriented: nib.Nifti1Image = image.as_reoriented(transform)
+    spacing = np.linalg.norm(series_affine[:3, :3], axis=0)
+    same_grid = np.allclose(
+        reoriented.affine[:3, :3], series_affine[:3, :3], atol=1e-3 * float(spacing.max())
+    ) and np.allclose(
+        reoriented.affine[:3, 3], series_affine[:3, 3], atol=0.1 * float(spacing.min())
+    )
+    if not same_grid:
+        raise ApplicationError(
+            _("The mask's orientation differs from the series' orientation."),
+            {"expected": list(series_axes), "received": list(received_axes)},
+        )
+    return reoriented
 
 
 def mask_to_nifti_bytes(*, series: Series, array: np.ndarray) -> bytes:

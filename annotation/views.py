@@ -160,6 +160,7 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
                 "shape": [int(n) for n in series.shape],
                 "spacing": [float(s) for s in series.spacing],
                 "affine": series.affine,
+                "display": series.display.as_dict(),
                 "window": [float(series.window_center), float(series.window_width)],
                 "range": [float(volume.min_value), float(volume.max_value)],
                 "volume_url": reverse("cases-api:series-volume-raw", args=[series.pk]),

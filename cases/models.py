@@ -13,6 +13,8 @@ from django.db import models
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
+from cases.orientation import DisplayOrientation, display_orientation
+
 
 class LabelSet(models.Model):
     """A versioned set of etiology labels. Exactly one set is active at a time."""
@@ -201,6 +203,15 @@ class Series(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case.code} {self.kind}"
+
+    @property
+    def display(self) -> DisplayOrientation:
+        """How its slices are shown: the radiological convention (``cases.orientation``)."""
+        cached: DisplayOrientation | None = getattr(self, "_display", None)
+        if cached is None:
+            cached = display_orientation(self.affine)
+            self._display = cached
+        return cached
 
 
 class Volume(models.Model):

@@ -28,6 +28,7 @@ from PIL import Image
 
 from cases import storage
 from cases.models import Series, Volume
+from cases.orientation import to_display
 
 _INT16_MIN, _INT16_MAX = -32768, 32767
 
@@ -139,6 +140,20 @@ def window_to_uint8(plane: np.ndarray, center: float, width: float) -> np.ndarra
     return (scaled + 0.5).astype(np.uint8)
 
 
+def _png_key(
+    series: Series, z: int, center: float, width: float, size: int | None
+) -> tuple[object, ...]:
+    d = series.display
+    return (
+        series.volume.sha256,
+        z,
+        round(float(center), 4),
+        round(float(width), 4),
+        size or 0,
+        (d.rotation, d.hflip, d.vflip),
+    )
+
+
 def slice_png(
     series: Series,
     z: int,
@@ -155,17 +170,19 @@ def slice_png(
         center, width: window; the series' default window when None.
         size: longest edge of a downscaled thumbnail (never upscales); None keeps full size.
     Returns:
-        PNG bytes (8-bit greyscale, row 0 at the top of the image, as stored).
+        PNG bytes (8-bit greyscale) in the radiological convention (``series.display``): a
+        stored slice is flipped and turned as every viewer shows it.
     """
     center = series.window_center if center is None else center
     width = series.window_width if width is None else width
-    volume = series.volume
-    key = (volume.sha256, z, round(float(center), 4), round(float(width), 4), size or 0)
+    key = _png_key(series, z, center, width, size)
     cached = _pngs.get(key)
     if isinstance(cached, bytes):
         return cached
     handle = volume_open(series)
-    pixels = window_to_uint8(handle.array[z], center, width)
+    pixels = np.ascontiguousarray(
+        to_display(window_to_uint8(handle.array[z], center, width), series.display)
+    )
     image = Image.fromarray(pixels, mode="L")
     if size and max(image.size) > size:
         scale = size / max(image.size)
@@ -187,8 +204,7 @@ def cached_slice_png(
     series: Series, z: int, *, center: float, width: float, size: int | None
 ) -> bytes | None:
     """The PNG ``slice_png`` rendered before with these arguments, or None."""
-    key = (series.volume.sha256, z, round(float(center), 4), round(float(width), 4), size or 0)
-    cached = _pngs.get(key)
+    cached = _pngs.get(_png_key(series, z, center, width, size))
     return cached if isinstance(cached, bytes) else None
 
 

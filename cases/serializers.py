@@ -58,6 +58,7 @@ class SeriesOutputSerializer(serializers.ModelSerializer[Series]):
     """A series' geometry and display defaults; arrays are (z, y, x), affine is 4x4."""
 
     dtype = serializers.CharField(source="volume.dtype", read_only=True)
+    display = serializers.SerializerMethodField()
 
     class Meta:
         model = Series
@@ -78,5 +79,12 @@ class SeriesOutputSerializer(serializers.ModelSerializer[Series]):
             "quarantine_reason",
             "header",
             "dtype",
+            "display",
             "created_at",
         ]
+
+    def get_display(self, obj: Series) -> dict[str, Any]:
+        """How slices are shown (radiological convention): flip, then turn clockwise; the
+        patient direction of each image edge. PNG slices come out this way; raw voxels and
+        masks stay in stored order."""
+        return obj.display.as_dict()

@@ -40,6 +40,17 @@ class ReportContent:
     labels_heading: str = "Lesion"
     no_lesion: str = ""
     headings: dict[str, str] = field(default_factory=dict)
+    #: Patient direction of each image edge ("top": "A", "left": "R", ...), drawn on key slices.
+    edges: dict[str, str] = field(default_factory=dict)
+
+
+#: Where each orientation letter sits on a key slice, in axes coordinates.
+_EDGE_PLACES = {
+    "top": (0.5, 0.98, "center", "top"),
+    "bottom": (0.5, 0.02, "center", "bottom"),
+    "left": (0.02, 0.5, "left", "center"),
+    "right": (0.98, 0.5, "right", "center"),
+}
 
 
 def key_slices(labels: npt.NDArray[Any], n: int = MAX_SLICES) -> list[int]:
@@ -145,6 +156,18 @@ def render_report_png(
                             levels=[0.5],
                             colors=[content.colors.get(title, "#ff0000")],
                             linewidths=1.4,
+                        )
+                for edge, (ex, ey, ha, va) in _EDGE_PLACES.items():
+                    if content.edges.get(edge):
+                        ax.text(
+                            ex,
+                            ey,
+                            content.edges[edge],
+                            transform=ax.transAxes,
+                            ha=ha,
+                            va=va,
+                            fontsize=8,
+                            color="#ffd54f",
                         )
                 ax.set_title(f"{content.headings.get('slice', 'slice')} {z + 1}", fontsize=9)
                 ax.axis("off")

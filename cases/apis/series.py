@@ -68,8 +68,11 @@ def not_modified(etag: str, cache_control: str) -> HttpResponse:
 
 
 def png_etag(series: Series, z: int, center: float, width: float, size: int | None) -> str:
-    """The PNG slice's ETag: the volume's hash, the slice, the window and the size."""
-    return f'"{series.volume.sha256[:32]}-z{z}-{center:g}-{width:g}-{size or 0}"'
+    """The PNG slice's ETag: the volume's hash, the slice, the window, the size and the
+    display orientation (``r<rotation><h|-><v|->``: PNGs are shown radiologically)."""
+    d = series.display
+    turn = f"r{d.rotation}{'h' if d.hflip else '-'}{'v' if d.vflip else '-'}"
+    return f'"{series.volume.sha256[:32]}-z{z}-{center:g}-{width:g}-{size or 0}-{turn}"'
 
 
 def _check_z(series: Series, z: int) -> None:
@@ -208,7 +211,9 @@ class SeriesSliceRawApi(_FileApi):
 
 
 class SeriesSlicePngApi(_FileApi):
-    """``GET /api/series/{id}/slices/{z}.png?wc=&ww=&size=``: one slice windowed to 8 bits.
+    """``GET /api/series/{id}/slices/{z}.png?wc=&ww=&size=``: one slice windowed to 8 bits,
+    shown in the radiological convention (the series' ``display``: flipped and turned from the
+    stored order when the file stored its voxels otherwise).
 
     ``wc``/``ww``: window centre and width (default: the series' window); ``size``: longest
     edge of a downscaled thumbnail, 8..1024 (never upscaled).

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from cases import storage
 from cases.models import Label
+from cases.orientation import display_aspect, to_display
 from etiology.reasoning.workup import FIELDS
 from inference.models import JobStatus, PredictionJob
 from inference.report import ReportContent, render_report_png
@@ -134,8 +135,11 @@ def prediction_report_png(job: PredictionJob) -> bytes:
     image = labels = None
     aspect = 1.0
     if reference is not None and getattr(reference, "volume", None) is not None:
-        image = storage.read_array(reference.volume.key, mmap=True)
-        labels = prediction_label_volume(job=job)
+        # Key slices are shown in the radiological convention, like every other picture.
+        display = reference.display
+        image = to_display(storage.read_array(reference.volume.key, mmap=True), display)
+        labels = to_display(prediction_label_volume(job=job), display)
         spacing = [float(s) for s in reference.spacing]
-        aspect = spacing[1] / spacing[2] if spacing[2] else 1.0
+        aspect = display_aspect((spacing[1], spacing[2]), display)
+        content.edges = display.edges
     return render_report_png(content, image=image, labels=labels, aspect=aspect)

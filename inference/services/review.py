@@ -42,6 +42,7 @@ from annotation.selectors import annotation_list_for_series, mask_array
 from annotation.services import annotation_import_mask
 from cases import storage
 from cases.models import AuditEvent, Label, Series
+from cases.orientation import to_display
 from cases.rendering import volume_open, window_to_uint8
 from cases.selectors import labels_active
 from cases.services.audit import audit_record
@@ -298,7 +299,13 @@ def review_slice_png(*, pair: ReviewPair, z: int, layer: str, label: int | None 
     if layer not in LAYERS:
         raise ApplicationError(_("Unknown layer."), {"layer": layer, "allowed": list(LAYERS)})
     handle = volume_open(series)
-    base = window_to_uint8(handle.array[z], series.window_center, series.window_width)
+    # Shown in the radiological convention, like the editor (cases.orientation).
+    display = series.display
+
+    def shown(plane: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.ascontiguousarray(to_display(np.asarray(plane), display))
+
+    base = shown(window_to_uint8(handle.array[z], series.window_center, series.window_width))
     labels = _labels()
     label_colors = {v: lab.color for v, lab in labels.items()}
     ann = pair.annotation_mask()
@@ -306,12 +313,16 @@ def review_slice_png(*, pair: ReviewPair, z: int, layer: str, label: int | None 
     if layer == "image":
         return overlay_png(base, classes=None, colors={})
     if layer == "annotation":
-        return overlay_png(base, classes=None if ann is None else ann[z], colors=label_colors)
+        return overlay_png(
+            base, classes=None if ann is None else shown(ann[z]), colors=label_colors
+        )
     if layer == "prediction":
-        return overlay_png(base, classes=None if pred is None else pred[z], colors=label_colors)
+        return overlay_png(
+            base, classes=None if pred is None else shown(pred[z]), colors=label_colors
+        )
     if ann is None or pred is None:
         return overlay_png(base, classes=None, colors={})
-    a, p = np.asarray(ann[z]), np.asarray(pred[z])
+    a, p = shown(ann[z]), shown(pred[z])
     classes = difference_classes(a, p, label=label)
     # "Agree" voxels take their label's colour: encode them as 10 + label value.
     painted = classes.astype(np.int16)

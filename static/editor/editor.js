@@ -222,6 +222,7 @@
       if (!this.displayed) {
         const vp = cs.getDefaultViewportForImage(this.el, image);
         vp.voi = { windowCenter: this.s.conf.window[0], windowWidth: this.s.conf.window[1] };
+        this.orient(vp);
         cs.displayImage(this.el, image, vp);
         this.displayed = true;
       } else {
@@ -320,7 +321,20 @@
       cs.reset(this.el);
       const vp = this.viewport();
       vp.voi = { windowCenter: this.s.conf.window[0], windowWidth: this.s.conf.window[1] };
+      this.orient(vp);
       cs.setViewport(this.el, vp);
+    }
+
+    /**
+     * Radiological display (cases.orientation): the stored slice is flipped, then turned, by
+     * Cornerstone's own viewport transform, so overlays (drawn in pixel coordinates) and the
+     * pointer (pageToPixel) follow and a stroke lands on the voxel under it.
+     */
+    orient(vp) {
+      const d = this.s.conf.display || {};
+      vp.hflip = !!d.hflip;
+      vp.vflip = !!d.vflip;
+      vp.rotation = d.rotation || 0;
     }
 
     resize() { if (this.displayed) cs.resize(this.el, true); else cs.resize(this.el); }

@@ -127,7 +127,10 @@ def test_float_labels_with_whole_values_are_accepted(api_client_for, neurologist
 
 def test_flipped_orientation_is_refused(api_client_for, neurologist, dwi, lesion_mask):
     affine = np.asarray(dwi.affine, dtype=float).copy()
-    affine[0, :] *= -1  # left-right flipped: would move lesions to the other hemisphere
+    # The x axis flipped about the first voxel: the voxels would land on another grid (the
+    # other hemisphere). A mask in another voxel order on the *same* grid is reoriented
+    # (tests/cases/test_orientation_api.py).
+    affine[0, :3] *= -1
     r = put_nifti(api_client_for(neurologist), dwi, nifti_bytes(lesion_mask, affine))
     assert r.status_code == 400
     assert "orientation" in r.json()["message"]
