@@ -16,7 +16,7 @@ from cases.selectors import case_get_for_user, labels_active, series_list_for_ca
 from strokeaid_site.errors import ApplicationError
 
 from . import selectors
-from .hooks import prediction_overlay_url
+from .hooks import prediction_overlay
 from .models import Annotation
 
 #: The editor shows these side by side, in this order (CT and others are not segmented).
@@ -147,7 +147,11 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
         if viewed_id is not None and _viewed_key(a) == viewed_id
     }
     series_config = []
+    prediction_summary = None
     for series in editor_series(case):
+        overlay = prediction_overlay(series=series, user=user)
+        if overlay and prediction_summary is None:
+            prediction_summary = overlay["summary"]
         annotation = by_series.get(series.pk)
         mask_url = None
         if annotation is not None and annotation.revision_count:
@@ -170,7 +174,7 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
                 "save_url": reverse("annotation-api:mask-raw", args=[series.pk]),
                 "mask_url": mask_url,
                 "annotation": _annotation_json(annotation),
-                "prediction_url": prediction_overlay_url(series=series, user=user),
+                "prediction_url": overlay["url"] if overlay else None,
             }
         )
     annotators: dict[int | str, str] = {}
@@ -200,6 +204,9 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
         "user": {"id": user.pk, "username": user.get_username()},
         "labels": labels,
         "series": series_config,
+        # "Open in the editor" from a prediction: start with the prediction shown, on the
+        # slice where it is largest.
+        "show_prediction": request.GET.get("prediction") == "1",
         "urls": {
             "labelling": reverse("annotation-api:labelling", args=[case.pk]),
             "annotation": reverse("annotation-api:detail", args=[0]).replace("/0/", "/{id}/"),
@@ -213,6 +220,7 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
             "case": case,
             "config": config,
             "labels": labels,
+            "prediction_summary": prediction_summary,
             "series_config": series_config,
             "mode": mode,
             "annotators": sorted(annotators.items(), key=lambda kv: (kv[0] != CONSENSUS, kv[1])),

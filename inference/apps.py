@@ -24,7 +24,7 @@ class InferenceConfig(AppConfig):
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
         register_job_kind("export", selectors.export_can_view)
-        register_prediction_overlay(selectors.prediction_overlay_url)
+        register_prediction_overlay(selectors.prediction_overlay)
         register_case_file_prefixes(selectors.prediction_file_prefixes)
         register_key_owner("predictions", selectors.prediction_keys_referenced)
         register_key_owner("models", selectors.model_keys_referenced)

@@ -155,20 +155,44 @@ def prediction_latest_for_series(*, series: Series) -> PredictionSeries | None:
     """The newest done prediction output of ``series`` (caller checked the series' access)."""
     return (
         PredictionSeries.objects.filter(series=series, job__status=JobStatus.DONE)
-        .select_related("job")
+        .select_related("job", "job__model", "job__etiology")
         .order_by("-job__finished_at", "-job_id")
         .first()
     )
 
 
-def prediction_overlay_url(*, series: Series, user: Any) -> str | None:
-    """The editor's overlay URL for ``series`` when a finished prediction exists, else None.
+def prediction_overlay(*, series: Series, user: Any) -> dict[str, Any] | None:
+    """The editor's overlay of ``series`` when a finished prediction exists, else None:
+    the label volume's URL and the answer shown beside it (etiology, confidence and every
+    class's probability).
 
     Registered with ``annotation.hooks``; the editor has already checked the series' access.
     """
-    if prediction_latest_for_series(series=series) is None:
+    output = prediction_latest_for_series(series=series)
+    if output is None:
         return None
-    return reverse("inference-api:series-prediction-raw", args=[series.pk])
+    job = output.job
+    labels = {lab.name: lab for lab in Label.objects.filter(label_set_id=job.model.label_set_id)}
+    etiology = job.etiology
+    probabilities = [
+        {
+            "title": labels[name].title if name in labels else name,
+            "color": labels[name].color if name in labels else "#888888",
+            "p": round(float(p), 4),
+        }
+        for name, p in sorted((job.probabilities or {}).items(), key=lambda kv: -float(kv[1]))
+    ]
+    return {
+        "url": reverse("inference-api:series-prediction-raw", args=[series.pk]),
+        "summary": {
+            "id": job.pk,
+            "etiology": etiology.title if etiology else None,
+            "color": etiology.color if etiology else None,
+            "confidence": job.confidence,
+            "probabilities": probabilities,
+            "report_url": reverse("inference:prediction-report", args=[job.pk]),
+        },
+    }
 
 
 def prediction_file_prefixes(case: Case) -> list[str]:

@@ -152,7 +152,7 @@ def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str
         "active_model": selectors.model_active_get(),
         "can_predict": prediction_can_request(user=request_user(request), case=case),
         "post_url": reverse("inference-api:case-prediction-list", args=[case.pk]),
-        "editor_url": reverse("annotation:editor", args=[case.pk]),
+        "editor_url": reverse("annotation:editor", args=[case.pk]) + "?prediction=1",
         "status_labels": job_status_labels(),
     }
 

@@ -268,8 +268,10 @@
       ctx.imageSmoothingEnabled = false;
       const alpha = Math.round(state.opacity * 255);
       if (state.showPrediction && this.s.prediction) {
+        // The model's answer: filled at the mask opacity in its label colours (outlined
+        // with the mask when "Outline" is on); the mask is drawn over it.
         this.paintOverlay(this.s.prediction.subarray(this.z * this.s.sliceSize, (this.z + 1) * this.s.sliceSize),
-          this.ov32, lutFor(230), true, true);
+          this.ov32, state.outline ? lutFor(230) : lutFor(alpha), state.outline, state.outline);
         this.ovCtx.putImageData(this.ovData, 0, 0);
         ctx.drawImage(this.ov, 0, 0);
       }
@@ -690,6 +692,27 @@
     return s;
   }
 
+  /** Opened from a prediction: show it and go to the slice where it is largest. */
+  async function showPredictionAtLargest() {
+    const pred = $("#toggle-prediction");
+    pred.checked = true;
+    state.showPrediction = true;
+    await Promise.all(viewports.map((v) => loadPrediction(v.s)));
+    const vp = viewports.find((v) => v.s.prediction);
+    if (!vp) { renderAll(); return; }
+    const s = vp.s;
+    let best = -1, bestArea = 0;
+    for (let z = 0; z < s.shape[0]; z++) {
+      let area = 0;
+      const end = (z + 1) * s.sliceSize;
+      for (let i = z * s.sliceSize; i < end; i++) if (s.prediction[i]) area++;
+      if (area > bestArea) { bestArea = area; best = z; }
+    }
+    if (best >= 0) await vp.setSlice(best, true);
+    renderAll();
+    document.body.dataset.predictionShown = "1";
+  }
+
   async function loadPrediction(s) {
     if (s.prediction || !s.conf.prediction_url) return;
     const r = await fetch(s.conf.prediction_url, { credentials: "same-origin" });
@@ -1051,6 +1074,7 @@
         if (pred.checked) await Promise.all(viewports.map((v) => loadPrediction(v.s)));
         renderAll();
       });
+      if (cfg.show_prediction) showPredictionAtLargest();
     }
     const on = (id, fn) => { const el = $(id); if (el) el.addEventListener("click", fn); };
     on("#undo", undo);

@@ -209,7 +209,7 @@ def test_prediction_page_explains_the_result(
     title = Label.objects.get(name="cardioembolic", label_set=job.model.label_set).title
     assert f"{title}: 1.25 ml" in html and "1.25 ml</strong>" in html
     assert "Lacunar: " not in html  # labels the model did not find are left out
-    assert f'href="/annotation/cases/{case.pk}/"' in html
+    assert f'href="/annotation/cases/{case.pk}/?prediction=1"' in html  # opens on the lesion
     dwi = Series.objects.get(case=case, kind="DWI")
     assert f'href="/models/review/series/{dwi.pk}/?prediction={job.pk}"' in html
 
