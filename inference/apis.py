@@ -24,6 +24,7 @@ from inference import selectors, services
 from inference.models import JobStatus, ModelVersion, PredictionJob, TrainingRun
 from inference.rendering import label_volume_nifti_gz
 from inference.serializers import (
+    ModelActivateInputSerializer,
     ModelOutputSerializer,
     PredictionOutputSerializer,
     TrainingRunListSerializer,
@@ -112,14 +113,25 @@ class ModelDetailApi(generics.RetrieveAPIView[ModelVersion]):
 
 
 class ModelActivateApi(APIView):
-    """``POST /api/models/{id}/activate/`` (data managers)."""
+    """``POST /api/models/{id}/activate/`` (data managers).
+
+    When another model is active the two are compared on their shared held-out cases first;
+    a candidate worse there answers ``409`` with the comparison in ``extra`` unless the body
+    gives ``{"override_reason": "..."}`` (audited).
+    """
 
     permission_classes = [IsDataManager]
 
-    @extend_schema(request=None, responses=ModelOutputSerializer)
+    @extend_schema(request=ModelActivateInputSerializer, responses=ModelOutputSerializer)
     def post(self, request: Request, model_id: int) -> Response:
+        data = ModelActivateInputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
         model = selectors.model_get_for_user(user=request.user, model_id=model_id)
-        model = services.model_activate(user=request_user(request), model=model)
+        model = services.model_activate(
+            user=request_user(request),
+            model=model,
+            override_reason=data.validated_data["override_reason"],
+        )
         model = selectors.model_get_for_user(user=request.user, model_id=model.pk)
         return Response(ModelOutputSerializer(model).data)
 

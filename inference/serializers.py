@@ -187,3 +187,12 @@ class TrainingRunStartInputSerializer(serializers.Serializer[Any]):
         # Every other key is a hyper-parameter, validated by the service.
         value["params"] = {k: v for k, v in dict(data).items() if k not in known}
         return value
+
+
+class ModelActivateInputSerializer(serializers.Serializer[Any]):
+    """``{"override_reason": "..."}``: needed only to activate a model that is worse than the
+    active one on their shared held-out cases (the 409 answer carries the comparison)."""
+
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=1000, default=""
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -19,6 +20,7 @@ from cases.models import Case, Label
 from cases.selectors import case_get_for_user
 from inference import selectors, services
 from inference.models import JobStatus, PredictionJob
+from inference.services import promotion
 from inference.services.explorer import explorer_can_use, explorer_rows, explorer_run
 from inference.services.prediction import prediction_can_request, prediction_notes_display
 from inference.services.report import prediction_report
@@ -125,17 +127,66 @@ def training_run_start_view(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def model_activate_view(request: HttpRequest, model_id: int) -> HttpResponse:
+    """Activation as a decision: the candidate against the active model on their shared
+    held-out cases, then a confirmation (with a reason when the candidate is worse)."""
     if not has_role(request.user, DATA_MANAGER):
         raise PermissionDenied
-    try:
-        model = selectors.model_get_for_user(user=request.user, model_id=model_id)
-        services.model_activate(user=request_user(request), model=model)
+    model = selectors.model_get_for_user(user=request.user, model_id=model_id)
+    active = selectors.model_active_get()
+    if active is not None and active.pk == model.pk:
+        messages.info(request, _("Model %(name)s is already active.") % {"name": model.name})
+        return HttpResponseRedirect(reverse("inference:models"))
+    comparison = None
+    if active is not None:
+        comparison = promotion.comparison_get(candidate=model, active=active)
+        if comparison is None and cache.add(f"promotion-queued-{model.pk}-{active.pk}", 1, 600):
+            promotion.comparison_request(candidate=model, active=active, user=request_user(request))
+    if request.method == "POST":
+        if active is not None and comparison is None:
+            messages.error(request, _("The comparison is still being computed."))
+            return HttpResponseRedirect(request.path)
+        try:
+            services.model_activate(
+                user=request_user(request),
+                model=model,
+                override_reason=request.POST.get("override_reason", ""),
+                comparison=comparison,
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(request.path)
         messages.success(request, _("Model %(name)s is now active.") % {"name": model.name})
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    return HttpResponseRedirect(reverse("inference:models"))
+        return HttpResponseRedirect(reverse("inference:models"))
+    rows = []
+    if comparison is not None:
+        titles = {
+            "dice": _("Lesion Dice"),
+            "lesion_f1": _("Lesion-wise F1"),
+            "macro_f1": _("Etiology macro-F1"),
+        }
+        for key, title in titles.items():
+            rows.append(
+                {
+                    "key": key,
+                    "title": title,
+                    "candidate": comparison["candidate_numbers"][key],
+                    "active": comparison["active_numbers"][key],
+                    "worse": key in comparison["worse_on"],
+                }
+            )
+    return render(
+        request,
+        "inference/model_activate.html",
+        {
+            "model": model,
+            "active": active,
+            "comparison": comparison,
+            "rows": rows,
+            "pending": active is not None and comparison is None,
+            "small_n": promotion.SMALL_N,
+        },
+    )
 
 
 def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str, Any] | None:

@@ -70,7 +70,8 @@ def model_version_register(
     """Stores the checkpoint as model weights and creates the ModelVersion row.
 
     A model with an ``unusable_reason`` (the sanity rule) is registered - its page says why -
-    but never activated, whatever ``activate`` asks.
+    but never activated, whatever ``activate`` asks. ``activate`` takes effect only when no
+    model is active; replacing an active model goes through ``model_activate``.
 
     Precondition: call it inside ``storage.transactional()`` together with whatever else
     finishes the run (it opens its own nested block, so it is all-or-nothing on its own too):
@@ -109,14 +110,23 @@ def model_version_register(
             target=version,
             data={"name": version.name, "demo": is_demo, "run": run.pk if run else None},
         )
-        if activate and version.usable:
+        # Registration activates only when no model is active: replacing one is a decision
+        # against the active model's numbers (model_activate).
+        if activate and version.usable and not ModelVersion.objects.filter(is_active=True).exists():
             version = _activate(version=version, user=user)
     return version
 
 
-def _activate(*, version: ModelVersion, user: User | None) -> ModelVersion:
+def _activate(
+    *, version: ModelVersion, user: User | None, decision: dict[str, Any] | None = None
+) -> ModelVersion:
     # Deactivate first: the partial unique constraint allows one active row at any instant.
-    ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
+    previous = list(
+        ModelVersion.objects.filter(is_active=True)
+        .exclude(pk=version.pk)
+        .values_list("pk", flat=True)
+    )
+    ModelVersion.objects.filter(pk__in=previous).update(is_active=False)
     now = timezone.now()
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=now)
     version.is_active = True
@@ -125,19 +135,34 @@ def _activate(*, version: ModelVersion, user: User | None) -> ModelVersion:
         actor=user if user is not None and user.is_authenticated else None,
         verb="model.activate",
         target=version,
-        data={"name": version.name},
+        data={"name": version.name, "replaced": previous, **(decision or {})},
     )
     return version
 
 
-def model_activate(*, user: User | None, model: ModelVersion) -> ModelVersion:
+def model_activate(
+    *,
+    user: User | None,
+    model: ModelVersion,
+    override_reason: str = "",
+    comparison: dict[str, Any] | None = None,
+) -> ModelVersion:
     """Makes ``model`` the single active model (data managers; ``user=None`` = the system).
+
+    When another model is active, the two are compared on their shared held-out cases
+    (``inference.services.promotion``; computed now unless ``comparison`` is given). A
+    candidate worse than the active model there is refused unless ``override_reason`` says
+    why; the comparison and the reason go into the audit trail.
 
     Raises:
         ForbiddenError: the user is not a data manager.
         ConflictError: the model's label set is no longer the active one (its classes
-            would not match the labels users see), or the sanity rule found it unusable.
+            would not match the labels users see), the sanity rule found it unusable, or it
+            is worse than the active model and no override reason was given (the comparison
+            is in ``extra``).
     """
+    from inference.services.promotion import comparison_for, comparison_sentence
+
     if user is not None and not has_role(user, DATA_MANAGER):
         raise ForbiddenError(_("Only data managers may activate models."))
     if not model.usable:
@@ -150,6 +175,30 @@ def model_activate(*, user: User | None, model: ModelVersion) -> ModelVersion:
             _("This model was trained with another label set than the active one."),
             {"model": model.pk, "label_set": model.label_set_id},
         )
+    override_reason = (override_reason or "").strip()
+    decision: dict[str, Any] = {}
+    active = ModelVersion.objects.filter(is_active=True).exclude(pk=model.pk).first()
+    if active is not None:
+        if comparison is None or comparison.get("candidate") != model.pk:
+            comparison = comparison_for(candidate=model, active=active, user=user)
+        decision = {
+            "compared_with": active.pk,
+            "shared_cases": comparison["n"],
+            "candidate_numbers": comparison["candidate_numbers"],
+            "active_numbers": comparison["active_numbers"],
+            "worse_on": comparison["worse_on"],
+        }
+        if comparison["worse"]:
+            if not override_reason:
+                raise ConflictError(
+                    _(
+                        "This model is worse than the active model on their shared held-out "
+                        "cases; activating it needs an override reason. %(numbers)s"
+                    )
+                    % {"numbers": comparison_sentence(comparison)},
+                    {"model": model.pk, "active": active.pk, "comparison": comparison},
+                )
+            decision["override_reason"] = override_reason
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(pk=model.pk).first()
-        return _activate(version=model, user=user)
+        return _activate(version=model, user=user, decision=decision)

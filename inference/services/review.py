@@ -55,6 +55,7 @@ from inference.services.prediction import (
     prediction_label_volume,
     prediction_request,
 )
+from inference.services.summary import summary_of
 from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -422,23 +423,12 @@ def model_review_get(*, model: ModelVersion, split: str) -> dict[str, Any] | Non
     return cast(dict[str, Any], json.loads(storage.read_bytes(key)))
 
 
-def model_review_compute(
-    *, model_id: int, split: str, user_id: int | None = None
-) -> dict[str, Any]:
-    """Predicts every case of the model's ``split`` (reusing done predictions of this model,
-    otherwise through the prediction service) and caches per-case and summary numbers."""
-    model = ModelVersion.objects.select_related("dataset", "created_by").get(pk=model_id)
-    if model.dataset_id is None:
-        raise ApplicationError(_("This model has no dataset to review it on."))
-    user = (
-        get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    ) or model.created_by
+def evaluation_rows(
+    *, model: ModelVersion, items: list[DatasetItem], user: User | None
+) -> list[dict[str, Any]]:
+    """Per-case numbers of ``model`` on snapshot ``items`` (their approved masks as truth):
+    done predictions of this model are reused, missing ones are run now."""
     labels = {v: lab.name for v, lab in _labels().items()}
-    items = list(
-        DatasetItem.objects.filter(snapshot_id=model.dataset_id, split=split)
-        .select_related("case", "etiology")
-        .order_by("case_id")
-    )
     series = {
         s.pk: s
         for s in Series.objects.filter(
@@ -495,6 +485,27 @@ def model_review_compute(
                 **numbers,
             }
         )
+    return rows
+
+
+def model_review_compute(
+    *, model_id: int, split: str, user_id: int | None = None
+) -> dict[str, Any]:
+    """Predicts every case of the model's ``split`` (reusing done predictions of this model,
+    otherwise through the prediction service) and caches per-case and summary numbers."""
+    model = ModelVersion.objects.select_related("dataset", "created_by").get(pk=model_id)
+    if model.dataset_id is None:
+        raise ApplicationError(_("This model has no dataset to review it on."))
+    user = (
+        get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    ) or model.created_by
+    labels = {v: lab.name for v, lab in _labels().items()}
+    items = list(
+        DatasetItem.objects.filter(snapshot_id=model.dataset_id, split=split)
+        .select_related("case", "etiology")
+        .order_by("case_id")
+    )
+    rows = evaluation_rows(model=model, items=items, user=user)
     done = [r for r in rows if r["status"] == "done"]
     names = [labels[v] for v in sorted(labels)]
     y_true = [r["etiology"] for r in done if r["etiology"]]
@@ -521,6 +532,8 @@ def model_review_compute(
         "confusion": report.confusion.tolist() if report else [],
         "accuracy": report.accuracy if report else None,
         "macro_f1": report.macro_f1 if report else None,
+        # Each headline with the number of cases it rests on and its bootstrap interval.
+        "summary": summary_of(rows, names),
         "calibration": {
             "ece": cal.ece,
             "mce": cal.mce,

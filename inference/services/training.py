@@ -40,7 +40,7 @@ from inference.ml.trainer import (
 from inference.models import ACTIVE_STATES, DatasetSnapshot, JobStatus, TrainingRun
 from inference.services.case_model import case_model_fit, case_model_store
 from inference.services.dataset import dataset_case_arrays, dataset_snapshot_create
-from inference.services.registry import model_version_register
+from inference.services.registry import model_activate, model_version_register
 from strokeaid_site.conf import app_settings
 from strokeaid_site.errors import ApplicationError, ForbiddenError
 from strokeaid_site.events import job_event_send
@@ -116,6 +116,10 @@ def _send(run: TrainingRun, **extra: Any) -> None:
 
 def training_run_running() -> TrainingRun | None:
     return TrainingRun.objects.filter(status__in=ACTIVE_STATES).order_by("created_at").first()
+
+
+#: Fewer validation cases than this and every model number is flagged as untrustworthy.
+MIN_VALIDATION_CASES = 5
 
 
 def training_run_start(
@@ -337,6 +341,9 @@ def _train_and_register(
         if result.checkpoint_path is None or not checkpoint.is_file():
             raise ApplicationError(_("Training produced no checkpoint."), {"run": run.pk})
         metrics = _metrics_from(result.best_metrics, names)
+        # Every number rests on the validation cases: say how many.
+        metrics["n_train"] = len(train_cases)
+        metrics["n_val"] = len(val_cases)
         metrics["best_epoch"] = result.best_epoch
         metrics["stopped_early"] = result.stopped_early
         metrics["steps"] = result.steps
@@ -368,6 +375,14 @@ def _train_and_register(
             )
         if reason:
             note(_("The model is registered as unusable (%(reason)s).") % {"reason": reason})
+        if len(val_cases) < MIN_VALIDATION_CASES:
+            note(
+                _(
+                    "Warning: only %(n)d validation cases; the model's numbers rest on too few "
+                    "cases to be trusted (%(min)d or more are needed)."
+                )
+                % {"n": len(val_cases), "min": MIN_VALIDATION_CASES}
+            )
         seconds = time.perf_counter() - started
         label = _("demo") if run.is_demo else _("run %(id)s") % {"id": run.pk}
         name = f"U-Net {spec.encoder} · {label} · {timezone.now():%Y-%m-%d %H:%M}"
@@ -406,6 +421,14 @@ def _train_and_register(
                 heartbeat_at=timezone.now(),
             )
             note(_("Registered model %(id)s") % {"id": version.pk})
+        if run.activate and version.usable and not version.is_active:
+            # Another model is active: the new one replaces it only if it is not worse on
+            # the cases neither has seen (inference.services.promotion).
+            try:
+                version = model_activate(user=run.created_by, model=version)
+                note(_("Activated: not worse than the model it replaces."))
+            except ApplicationError as exc:
+                note(_("Not activated: %(why)s") % {"why": exc.message})
     run.refresh_from_db()
     _send(run, model=version.pk)
     return run
