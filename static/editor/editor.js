@@ -60,6 +60,8 @@
     outline: false,
     showMask: true,
     showPrediction: false,
+    fillTolerance: 10,
+    fill3d: false,
     sync: true,
     undo: [],
     redo: [],
@@ -476,7 +478,15 @@
   }
 
   function applySnapshot(entry, snapshot) {
-    entry.s.slice(entry.z).set(snapshot);
+    if (entry.idx) {
+      // A sparse edit (flood fill, possibly 3-D): the voxels it touched and their values.
+      const labels = entry.s.labels;
+      for (let k = 0; k < entry.idx.length; k++) {
+        labels[entry.idx[k]] = typeof snapshot === "number" ? snapshot : snapshot[k];
+      }
+    } else {
+      entry.s.slice(entry.z).set(snapshot);
+    }
     markDirty(entry.s);
     if (entry.vp.z !== entry.z) entry.vp.setSlice(entry.z, true); else entry.vp.render();
   }
@@ -543,23 +553,72 @@
     for (let i = 0; i < sl.length; i++) if (alpha[i * 4 + 3] >= 128) sl[i] = value;
   }
 
-  function floodFill(s, z, x, y, value) {
-    const w = s.shape[2], h = s.shape[1];
-    if (x < 0 || y < 0 || x >= w || y >= h) return;
-    const sl = s.slice(z);
-    const target = sl[y * w + x];
-    if (target === value) return;
-    const stack = [y * w + x];
+  /**
+   * Flood fill that respects the image (ITK-SNAP / Slicer style): from the clicked voxel the
+   * region grows over 4-connected (2-D) or 6-connected (3-D) voxels that carry the clicked
+   * voxel's current label *and* whose intensity lies within ± tolerance of the clicked
+   * voxel's (tolerance in % of the viewport's window width, so it follows what the user
+   * sees). A region larger than the limit (half the slice in 2-D, FILL_3D_LIMIT voxels in
+   * 3-D) is not filled: that is a leak through a gap, not a lesion.
+   * Returns {filled, idx} or {tooLarge, limit}.
+   */
+  const FILL_3D_LIMIT = 200000;
+  function regionGrow(vp, x, y) {
+    const s = vp.s;
+    const w = s.shape[2], h = s.shape[1], nz = s.shape[0], plane = s.sliceSize;
+    if (x < 0 || y < 0 || x >= w || y >= h || !s.pixels) return { filled: 0, idx: null };
+    const px = s.pixels, labels = s.labels;
+    const tol = (state.fillTolerance / 100) * vp.viewport().voi.windowWidth / (s.slope || 1);
+    const seed = vp.z * plane + y * w + x;
+    const v0 = px[seed], target = labels[seed];
+    const three = state.fill3d;
+    const limit = three ? FILL_3D_LIMIT : Math.floor(plane / 2);
+    const seen = new Uint8Array(labels.length);
+    const out = [];
+    const stack = [seed];
+    seen[seed] = 1;
     while (stack.length) {
       const i = stack.pop();
-      if (sl[i] !== target) continue;
-      sl[i] = value;
-      const px = i % w;
-      if (px > 0) stack.push(i - 1);
-      if (px < w - 1) stack.push(i + 1);
-      if (i >= w) stack.push(i - w);
-      if (i < w * (h - 1)) stack.push(i + w);
+      out.push(i);
+      if (out.length > limit) return { tooLarge: true, limit };
+      const k = (i / plane) | 0, r = i - k * plane, py = (r / w) | 0, pxl = r - py * w;
+      const next = [];
+      if (pxl > 0) next.push(i - 1);
+      if (pxl < w - 1) next.push(i + 1);
+      if (py > 0) next.push(i - w);
+      if (py < h - 1) next.push(i + w);
+      if (three && k > 0) next.push(i - plane);
+      if (three && k < nz - 1) next.push(i + plane);
+      for (const j of next) {
+        if (seen[j]) continue;
+        seen[j] = 1;
+        if (labels[j] === target && Math.abs(px[j] - v0) <= tol) stack.push(j);
+      }
     }
+    return { filled: out.length, idx: Int32Array.from(out) };
+  }
+
+  async function floodFill(vp, x, y, value) {
+    const s = vp.s;
+    if (!s.pixels) await s.loadVolume();
+    const status = $("#fill-status");
+    const seedLabel = s.labels[vp.z * s.sliceSize + y * s.shape[2] + x];
+    if (seedLabel === value) return;
+    const found = regionGrow(vp, x, y);
+    if (found.tooLarge) {
+      if (status) {
+        status.textContent = interpolate(gettext("Not filled: the region grows past %(n)s voxels (a gap in the edge?). Lower the tolerance or close the outline."),
+          { n: found.limit }, true);
+      }
+      return;
+    }
+    if (!found.idx || !found.idx.length) return;
+    const before = new Uint8Array(found.idx.length);
+    for (let k = 0; k < found.idx.length; k++) { before[k] = s.labels[found.idx[k]]; s.labels[found.idx[k]] = value; }
+    pushUndo({ vp, s, z: vp.z, idx: found.idx, before, after: value });
+    markDirty(s);
+    if (status) status.textContent = interpolate(gettext("Filled %(n)s voxels."), { n: found.filled }, true);
+    vp.render();
   }
 
   function clearSlice(vp) {
@@ -600,10 +659,7 @@
         vp.poly = [p];
         vp.poly.erase = e.shiftKey || state.label === 0;
       } else if (mode === "fill") {
-        const edit = beginEdit(vp);
-        floodFill(vp.s, vp.z, Math.floor(p.x), Math.floor(p.y), state.label);
-        commitEdit(edit);
-        vp.render();
+        floodFill(vp, Math.floor(p.x), Math.floor(p.y), state.label);
         drag = null;
       }
     });
@@ -1059,6 +1115,15 @@
   function bindToolbar() {
     $$(".tool").forEach((b) => b.addEventListener("click", () => setTool(b.dataset.tool)));
     $$(".label-button").forEach((b) => b.addEventListener("click", () => setLabel(Number(b.dataset.value))));
+    const tolerance = $("#fill-tolerance");
+    if (tolerance) {
+      tolerance.addEventListener("input", () => {
+        state.fillTolerance = Number(tolerance.value);
+        $("#fill-tolerance-value").textContent = tolerance.value + " %";
+      });
+    }
+    const fill3d = $("#fill-3d");
+    if (fill3d) fill3d.addEventListener("change", () => { state.fill3d = fill3d.checked; });
     const radius = $("#brush-radius");
     if (radius) radius.addEventListener("input", () => setRadius(Number(radius.value)));
     $("#overlay-opacity").addEventListener("input", (e) => { state.opacity = Number(e.target.value) / 100; renderAll(); });
