@@ -61,6 +61,7 @@
     showMask: true,
     showPrediction: false,
     fillTolerance: 10,
+    crossMask: "show",
     fill3d: false,
     sync: true,
     undo: [],
@@ -181,6 +182,74 @@
     }
   }
 
+  // ---- one mask across sequences ---------------------------------------------------------------
+  /** The sequence whose mask the others show: DWI when the case has it. */
+  function primarySeries() {
+    const all = Object.values(series);
+    return all.find((x) => x.kind === "DWI") || all[0] || null;
+  }
+
+  function sameGrid(a, b) {
+    if (a === b) return true;
+    if (a.shape.some((n, i) => n !== b.shape[i])) return false;
+    const fa = a.conf.affine, fb = b.conf.affine;
+    for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) if (Math.abs(fa[r][c] - fb[r][c]) > 1e-3) return false;
+    return true;
+  }
+
+  /** Inverse of a 4x4 affine (rotation/scale/shear + translation). */
+  function invertAffine(m) {
+    const [a, b, c] = [m[0], m[1], m[2]];
+    const det = a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0]) + a[2] * (b[0] * c[1] - b[1] * c[0]);
+    const inv = [
+      [(b[1] * c[2] - b[2] * c[1]) / det, (a[2] * c[1] - a[1] * c[2]) / det, (a[1] * b[2] - a[2] * b[1]) / det],
+      [(b[2] * c[0] - b[0] * c[2]) / det, (a[0] * c[2] - a[2] * c[0]) / det, (a[2] * b[0] - a[0] * b[2]) / det],
+      [(b[0] * c[1] - b[1] * c[0]) / det, (a[1] * c[0] - a[0] * c[1]) / det, (a[0] * b[1] - a[1] * b[0]) / det],
+    ];
+    const t = [m[0][3], m[1][3], m[2][3]];
+    return inv.map((row) => [...row, -(row[0] * t[0] + row[1] * t[1] + row[2] * t[2])]);
+  }
+
+  /**
+   * Slice ``z`` of ``target``'s grid filled with ``source``'s labels: a view when the grids
+   * match, else nearest-neighbour through the affines (the voxel map is cached per slice).
+   */
+  function crossSlice(source, target, z) {
+    if (sameGrid(source, target)) return source.slice(z);
+    target.crossMaps = target.crossMaps || {};
+    const key = source.id + ":" + z;
+    let map = target.crossMaps[key];
+    if (!map) {
+      const inv = invertAffine(source.conf.affine), fwd = target.conf.affine;
+      // voxel of target -> RAS -> voxel of source, as one affine
+      const m = [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) =>
+        inv[r][0] * fwd[0][c] + inv[r][1] * fwd[1][c] + inv[r][2] * fwd[2][c] + (c === 3 ? inv[r][3] : 0)));
+      const [, h, w] = target.shape, [sz, sh, sw] = source.shape;
+      map = new Int32Array(h * w);
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const i = Math.round(m[0][0] * x + m[0][1] * y + m[0][2] * z + m[0][3]);
+          const j = Math.round(m[1][0] * x + m[1][1] * y + m[1][2] * z + m[1][3]);
+          const k = Math.round(m[2][0] * x + m[2][1] * y + m[2][2] * z + m[2][3]);
+          map[y * w + x] = i >= 0 && j >= 0 && k >= 0 && i < sw && j < sh && k < sz ? (k * sh + j) * sw + i : -1;
+        }
+      }
+      target.crossMaps[key] = map;
+    }
+    const out = target.crossOut || (target.crossOut = new Uint8Array(map.length));
+    const labels = source.labels;
+    for (let p = 0; p < map.length; p++) out[p] = map[p] >= 0 ? labels[map[p]] : 0;
+    return out;
+  }
+
+  /** The series whose labels an edit on ``vp`` changes: the primary's in "edit" mode on a
+   * shared grid (one mask for all sequences), else the viewport's own. */
+  function editSeries(vp) {
+    const primary = primarySeries();
+    if (state.crossMask === "edit" && primary && primary !== vp.s && sameGrid(primary, vp.s)) return primary;
+    return vp.s;
+  }
+
   cs.registerImageLoader("strokeaid", (imageId) => {
     const [, sid, z] = imageId.split(":");
     const s = series[sid];
@@ -277,6 +346,21 @@
         this.ovCtx.putImageData(this.ovData, 0, 0);
         ctx.drawImage(this.ov, 0, 0);
       }
+      const primary = primarySeries();
+      if (state.showMask && state.crossMask !== "off" && primary && primary !== this.s) {
+        // The primary sequence's mask (DWI) on this viewport: the same voxels when the grids
+        // match, else resampled through both affines (nearest neighbour). Editable here in
+        // "edit" mode on a shared grid (drawn filled); read-only otherwise (dotted outline).
+        const shown = crossSlice(primary, this.s, this.z);
+        if (shown) {
+          const editable = state.crossMask === "edit" && sameGrid(primary, this.s);
+          const outline = state.outline || !editable;
+          this.paintOverlay(shown, this.ov32, outline ? lutFor(Math.max(alpha, 200)) : lutFor(alpha),
+            outline, !editable);
+          this.ovCtx.putImageData(this.ovData, 0, 0);
+          ctx.drawImage(this.ov, 0, 0);
+        }
+      }
       if (state.showMask) {
         this.paintOverlay(this.s.slice(this.z), this.ov32,
           state.outline ? lutFor(Math.max(alpha, 200)) : lutFor(alpha), state.outline, false);
@@ -369,6 +453,7 @@
   function markDirty(s) {
     s.dirty = true;
     s.version++;
+    if (state.crossMask !== "off") renderAll();  // other sequences show this mask too
     updateSaveStatus();
     scheduleAutosave();
     scheduleEtiologyCheck();
@@ -465,7 +550,8 @@
   }
 
   function beginEdit(vp) {
-    return { vp, s: vp.s, z: vp.z, before: vp.s.slice(vp.z).slice() };
+    const s = editSeries(vp);
+    return { vp, s, z: vp.z, before: s.slice(vp.z).slice() };
   }
 
   function commitEdit(edit) {
@@ -567,7 +653,7 @@
     const s = vp.s;
     const w = s.shape[2], h = s.shape[1], nz = s.shape[0], plane = s.sliceSize;
     if (x < 0 || y < 0 || x >= w || y >= h || !s.pixels) return { filled: 0, idx: null };
-    const px = s.pixels, labels = s.labels;
+    const px = s.pixels, labels = editSeries(vp).labels;
     const tol = (state.fillTolerance / 100) * vp.viewport().voi.windowWidth / (s.slope || 1);
     const seed = vp.z * plane + y * w + x;
     const v0 = px[seed], target = labels[seed];
@@ -599,8 +685,8 @@
   }
 
   async function floodFill(vp, x, y, value) {
-    const s = vp.s;
-    if (!s.pixels) await s.loadVolume();
+    if (!vp.s.pixels) await vp.s.loadVolume();
+    const s = editSeries(vp);
     const status = $("#fill-status");
     const seedLabel = s.labels[vp.z * s.sliceSize + y * s.shape[2] + x];
     if (seedLabel === value) return;
@@ -622,9 +708,9 @@
   }
 
   function clearSlice(vp) {
-    if (!vp || !cfg.can_annotate || !state.ready || !mayEdit(vp.s)) return;
+    if (!vp || !cfg.can_annotate || !state.ready || !mayEdit(editSeries(vp))) return;
     const edit = beginEdit(vp);
-    vp.s.slice(vp.z).fill(0);
+    edit.s.slice(vp.z).fill(0);
     commitEdit(edit);
     vp.render();
   }
@@ -647,13 +733,13 @@
       else mode = state.tool;
       const editing = ["brush", "eraser", "scissors", "fill"].includes(mode);
       if (editing && (!cfg.can_annotate || !state.ready)) return;
-      if (editing && !mayEdit(vp.s)) return;
+      if (editing && !mayEdit(editSeries(vp))) return;
       drag = { mode, start: { x: e.pageX, y: e.pageY }, last: { x: e.pageX, y: e.pageY }, lastPixel: p };
       if (mode === "brush" || mode === "eraser") {
         drag.edit = beginEdit(vp);
         const value = mode === "eraser" ? 0 : state.label;
         drag.value = value;
-        paintDisc(vp.s, vp.z, p.x, p.y, state.radius, value);
+        paintDisc(drag.edit.s, vp.z, p.x, p.y, state.radius, value);
         vp.render();
       } else if (mode === "scissors") {
         vp.poly = [p];
@@ -691,7 +777,7 @@
         cs.setViewport(el, view);
       } else if (drag.mode === "brush" || drag.mode === "eraser") {
         const p = pixel(e);
-        paintSegment(vp.s, vp.z, drag.lastPixel, p, state.radius, drag.value);
+        paintSegment(drag.edit.s, vp.z, drag.lastPixel, p, state.radius, drag.value);
         drag.lastPixel = p;
         vp.cursor = p;
         vp.render();
@@ -707,7 +793,7 @@
       if (drag.mode === "scissors" && vp.poly) {
         if (vp.poly.length > 2) {
           const edit = beginEdit(vp);
-          fillPolygon(vp.s, vp.z, vp.poly, vp.poly.erase ? 0 : state.label);
+          fillPolygon(editSeries(vp), vp.z, vp.poly, vp.poly.erase ? 0 : state.label);
           commitEdit(edit);
         }
         vp.poly = null;
@@ -1116,6 +1202,8 @@
     $$(".tool").forEach((b) => b.addEventListener("click", () => setTool(b.dataset.tool)));
     $$(".label-button").forEach((b) => b.addEventListener("click", () => setLabel(Number(b.dataset.value))));
     const tolerance = $("#fill-tolerance");
+    const cross = $("#cross-mask");
+    if (cross) cross.addEventListener("change", () => { state.crossMask = cross.value; renderAll(); });
     if (tolerance) {
       tolerance.addEventListener("input", () => {
         state.fillTolerance = Number(tolerance.value);
@@ -1255,6 +1343,12 @@
     setRadius,
     jumpLesion,
     viewport: (kind) => viewports.find((v) => v.s.kind === kind),
+    /** What a viewport shows of the primary (DWI) mask on its slice ``z`` (a copy). */
+    crossShown: (kind, z) => {
+      const vp = viewports.find((v) => v.s.kind === kind);
+      const primary = primarySeries();
+      return Array.from(crossSlice(primary, vp.s, z));
+    },
     countLabel: (kind, value, z) => {
       const vp = viewports.find((v) => v.s.kind === kind);
       const arr = z === undefined ? vp.s.labels : vp.s.slice(z);
