@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import IsAuthenticated
 
 import annotation.urls
+import bot.urls
 import cases.urls
 import etiology.urls
 import inference.urls
@@ -42,6 +43,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("", include((annotation.urls.api_urlpatterns, "annotation"), namespace="annotation-api")),
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),
     path("", include((etiology.urls.api_urlpatterns, "etiology"), namespace="etiology-api")),
+    path("", include((bot.urls.api_urlpatterns, "bot"), namespace="bot-api")),
     # Last: any other /api/ path is a JSON 404, with DEBUG too (handler404 is skipped then).
     re_path(r"^.*$", api_not_found, name="not-found"),
 ]
@@ -59,5 +61,6 @@ urlpatterns = [
     path("annotation/", include("annotation.urls")),
     path("models/", include("inference.urls")),
     path("etiology/", include("etiology.urls")),
+    path("bot/", include("bot.urls")),
     path("", include("cases.urls")),
 ]

@@ -83,7 +83,11 @@ class CaseListCreateApi(generics.ListAPIView[Case]):
             raise ForbiddenError(_("Your role may not create cases."))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        created = case_create(user=request_user(request), **data.validated_data)
+        created = case_create(
+            user=request_user(request),
+            origin=getattr(request, "strokeaid_origin", None),
+            **data.validated_data,
+        )
         case = case_get_for_user(user=request.user, case_id=created.pk)
         return Response(CaseOutputSerializer(case).data, status=status.HTTP_201_CREATED)
 

@@ -77,8 +77,11 @@ def case_create(
     etiology: str | None = None,
     confirmed: bool = False,
     note: str = "",
+    origin: dict[str, Any] | None = None,
 ) -> Case:
-    """Creates a case. ``etiology`` is a label name of the active set (or None)."""
+    """Creates a case. ``etiology`` is a label name of the active set (or None); ``origin``
+    says where the request came from when not the web or plain REST (e.g. the Telegram bot
+    acting for a linked account) and is kept in the audit trail."""
     code = case_code_validate(code)
     note = case_note_validate(note)
     if Case.objects.filter(code=code).exists():
@@ -89,7 +92,10 @@ def case_create(
     case = Case.objects.create(
         code=code, etiology=label, confirmed=confirmed, note=note, created_by=user
     )
-    audit_record(actor=user, verb="case.created", target=case, case=case, data={"code": code})
+    data: dict[str, Any] = {"code": code}
+    if origin:
+        data["origin"] = origin
+    audit_record(actor=user, verb="case.created", target=case, case=case, data=data)
     return case
 
 

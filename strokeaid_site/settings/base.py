@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "annotation",
     "inference",
     "etiology",
+    "bot",
 ]
 
 MIDDLEWARE = [
@@ -278,6 +279,7 @@ TRAINING_QUEUE = "training"
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "bot.auth.BotChatAuthentication",
         "accounts.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -344,6 +346,13 @@ STROKEAID = {
     # Running jobs touch their row this often; one silent for JOB_STALE_SECONDS is dead.
     "JOB_HEARTBEAT_SECONDS": env.float("STROKEAID_JOB_HEARTBEAT_SECONDS", default=20.0),
     "JOB_STALE_SECONDS": env.float("STROKEAID_JOB_STALE_SECONDS", default=90.0),
+    # The Stroke AID bot (bot.telegram): its own process, a client of the REST API only.
+    "TELEGRAM_BOT_TOKEN": env("TELEGRAM_BOT_TOKEN", default=""),
+    "TELEGRAM_API_URL": env("TELEGRAM_API_URL", default="https://api.telegram.org"),
+    "TELEGRAM_BOT_NAME": env("TELEGRAM_BOT_NAME", default=""),
+    "API_URL": env("STROKEAID_API_URL", default="http://127.0.0.1:8000"),
+    "BOT_API_TOKEN": env("STROKEAID_BOT_TOKEN", default=""),
+    "BOT_STUDIES_PER_HOUR": env.int("STROKEAID_BOT_STUDIES_PER_HOUR", default=5),
 }
 
 # --- Logging ------------------------------------------------------------------------------
@@ -368,6 +377,10 @@ LOGGING = {
         "django_q": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # httpx logs every request URL at INFO, and Bot API URLs carry the bot's token.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "telegram": {"level": "WARNING"},
     },
 }
 

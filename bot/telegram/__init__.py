@@ -1,0 +1,1 @@
+"""The Stroke AID bot service: a Telegram client of the platform's REST API (no models)."""
