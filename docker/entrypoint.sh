@@ -8,6 +8,7 @@
 #   migrate              apply database migrations (one-shot job)
 #   wait-for-migrations  block until the database schema is current (init container)
 #   demo                 load the demo data (one-shot)
+#   bot                  the Stroke AID Telegram bot (a client of the web service's REST API)
 #   anything else        run as a command, e.g. `python manage.py createsuperuser`
 set -eu
 
@@ -44,6 +45,10 @@ case "$role" in
     ;;
   migrate)
     exec python manage.py migrate --no-input
+    ;;
+  bot)
+    shift || true
+    exec python manage.py telegram_bot "$@"
     ;;
   wait-for-migrations)
     # `migrate --check` exits non-zero while migrations are unapplied (or the DB is down).

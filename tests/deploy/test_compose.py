@@ -105,3 +105,12 @@ def test_env_example_has_placeholder_secrets_only() -> None:
     # The health check asks for Host: localhost.
     assert "localhost" in env["ALLOWED_HOSTS"].split(",")
     assert env["DJANGO_SETTINGS_MODULE"] == "strokeaid_site.settings.production"
+
+
+def test_bot_is_an_opt_in_profile_after_the_web_service() -> None:
+    bot = compose()["services"]["bot"]
+    assert bot["profiles"] == ["bot"] and bot["command"] == ["bot"]
+    assert bot["depends_on"]["web"]["condition"] == "service_healthy"
+    assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    env = (DOCKER / ".env.example").read_text()
+    assert "TELEGRAM_BOT_TOKEN=\n" in env and "STROKEAID_API_URL=http://web:8000" in env

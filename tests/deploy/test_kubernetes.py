@@ -276,3 +276,16 @@ def test_migrations_run_as_a_job_and_pods_wait_for_them() -> None:
         for deployment in ("strokeaid-web", "strokeaid-worker", "strokeaid-training-worker"):
             spec = find(resources, "Deployment", deployment)["spec"]["template"]["spec"]
             assert [c["args"] for c in spec["initContainers"]] == [["wait-for-migrations"]]
+
+
+def test_the_bot_is_one_recreated_poller_and_off_in_dev_until_a_token_is_set() -> None:
+    prod = find(overlay("prod"), "Deployment", "strokeaid-bot")
+    assert prod["spec"]["replicas"] == 1
+    assert prod["spec"]["strategy"]["type"] == "Recreate"  # never two pollers of one token
+    (container,) = prod["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["bot"]
+    assert find(overlay("dev"), "Deployment", "strokeaid-bot")["spec"]["replicas"] == 0
+    for name in OVERLAYS:
+        config = find(overlay(name), "ConfigMap", "strokeaid-config")["data"]
+        assert config["STROKEAID_API_URL"] == "http://strokeaid-web"
+        assert "strokeaid-web" in config["ALLOWED_HOSTS"].split(",")

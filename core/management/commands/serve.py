@@ -71,6 +71,18 @@ class Command(BaseCommand):
         children.append(("web", web))
         shown = f"[{host}]" if ":" in host else host
         self.stdout.write(self.style.SUCCESS(f"Stroke AID is serving at http://{shown}:{port}/"))
+        # The Telegram bot (bot.telegram, a REST client of this server) runs beside it when a
+        # token is configured; it is optional, so its ending never stops the server.
+        bot: subprocess.Popen[bytes] | None = None
+        if settings.STROKEAID.get("TELEGRAM_BOT_TOKEN"):
+            bot_env = {**env}
+            bot_env.setdefault("STROKEAID_API_URL", f"http://{shown}:{port}")
+            bot = subprocess.Popen([sys.executable, manage, "telegram_bot"], env=bot_env)
+            self.stdout.write("The Stroke AID Telegram bot is running beside it.")
+        else:
+            self.stdout.write(
+                "Telegram bot: off (set TELEGRAM_BOT_TOKEN=<token from @BotFather> to run it)."
+            )
         self.stdout.write("Press Ctrl+C to stop the server and its workers.")
 
         stopping = False
@@ -83,6 +95,8 @@ class Command(BaseCommand):
             for _name, child in children:
                 if child.poll() is None:
                     child.terminate()
+            if bot is not None and bot.poll() is None:
+                bot.terminate()
 
         previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM)}
         next_reap = 0.0
@@ -96,7 +110,7 @@ class Command(BaseCommand):
             if ended and not stopping:
                 self.stderr.write(f"{', '.join(ended)} stopped; stopping the others.")
         finally:
-            _stop_all(children)
+            _stop_all(children + ([("bot", bot)] if bot is not None else []))
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         code = web.returncode
