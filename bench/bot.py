@@ -1,0 +1,215 @@
+"""Stroke AID bot: time from the document update to the photo reply for a 25-slice phantom
+study (DWI, ADC and FLAIR as one DICOM zip), as a ratio to the same upload + prediction +
+report picture done directly over REST (same server, same run). Target: ratio <= 1.2.
+
+Both paths run against the platform served as deployed (``manage.py serve``: uvicorn plus the
+django-q2 workers, ORM broker, SQLite) with a registered untrained U-Net (speed does not
+depend on the weights). The bot is the real python-telegram-bot application against the
+in-process fake Bot API of the test suite; both paths poll the prediction every 0.2 s. The
+runs alternate, median of --repeats each; JSON on stdout.
+
+    python bench/bot.py [--repeats 3] [--slices 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+from _django import ROOT, free_port, platform_env, wait_http
+
+POLL = 0.2
+
+
+def _study_zip(slices: int, work: Path) -> bytes:
+    from cases.phantoms import generate_case
+    from cases.phantoms.dicom import write_dicom_series
+
+    phantom = generate_case(etiology="cardioembolic", seed=3, shape=(slices, 128, 128))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for kind in ("DWI", "ADC", "FLAIR"):
+            folder = work / kind
+            folder.mkdir()
+            write_dicom_series(phantom, kind, folder)
+            for path in sorted(folder.glob("*.dcm")):
+                z.writestr(f"{kind}/{path.name}", path.read_bytes())
+    return out.getvalue()
+
+
+def _rest_once(base: str, token: str, data: bytes, n: int) -> float:
+    import httpx
+
+    started = time.perf_counter()
+    with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=300) as c:
+        case = c.post("/api/cases/", json={"code": f"REST-{n:04d}"}).json()
+        up = c.post(
+            f"/api/cases/{case['id']}/uploads/",
+            data={"kind": "DWI"},
+            files=[("files", ("study.zip", data, "application/zip"))],
+        )
+        if up.status_code == 202:
+            job = up.json()["id"]
+            while c.get(f"/api/uploads/{job}/").json()["status"] not in ("done", "failed"):
+                time.sleep(POLL)
+        prediction = c.post(f"/api/cases/{case['id']}/predictions/").json()
+        while True:
+            state = c.get(f"/api/predictions/{prediction['id']}/").json()
+            if state["status"] in ("done", "failed"):
+                break
+            time.sleep(POLL)
+        assert state["status"] == "done", state
+        png = c.get(f"/api/predictions/{prediction['id']}/report.png")
+        assert png.content[:4] == b"\x89PNG"
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--slices", type=int, default=25)
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
+        work = Path(tmp)
+        env = platform_env(work)
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0, interactive=False)
+        sys.path.insert(0, str(ROOT))
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from rest_framework.authtoken.models import Token
+
+        from bot.services import service_account_token
+        from bot.telegram.app import BotConfig, StrokeAidBot
+        from cases.models import Label, LabelSet
+        from inference.ml.networks import ModelSpec, build_from_spec, save_checkpoint
+        from inference.services.registry import model_version_register
+        from tests.bot.fake_telegram import FakeTelegram
+
+        user = get_user_model().objects.create_user("bench-clinician", password="x-Bench-123")
+        user.groups.add(Group.objects.get(name="clinician"))
+        token = Token.objects.create(user=user).key
+        label_set = LabelSet.objects.get(is_active=True)
+        labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
+        spec = ModelSpec(
+            label_values=tuple(lab.value for lab in labels),
+            label_names=tuple(lab.name for lab in labels),
+        )
+        path = save_checkpoint(work / "w.pt", model=build_from_spec(spec), spec=spec, epoch=0)
+        model_version_register(
+            name="bench",
+            checkpoint_file=path,
+            spec=spec.to_dict(),
+            label_set=label_set,
+            activate=True,
+            user=user,
+        )
+        bot_token = service_account_token()
+        data = _study_zip(args.slices, work)
+
+        import subprocess
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = work / "serve.log"
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--no-collectstatic"],
+            cwd=ROOT,
+            env={**env, "TELEGRAM_BOT_TOKEN": ""},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        telegram = FakeTelegram()
+        telegram.start()
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+        try:
+            wait_http(port, "/healthz")
+            bot = StrokeAidBot(
+                BotConfig(
+                    token="1:BENCH",
+                    telegram_api_url=telegram.url,
+                    platform_url=base,
+                    platform_token=bot_token,
+                    studies_per_hour=1000,
+                    poll_seconds=POLL,
+                )
+            )
+            app = bot.build()
+            started = threading.Event()
+
+            async def run_bot() -> None:
+                await app.initialize()
+                await app.start()
+                assert app.updater is not None
+                await app.updater.start_polling(poll_interval=0.0, timeout=1)
+                started.set()
+                await stop.wait()
+                await app.updater.stop()
+                await app.stop()
+                await app.shutdown()
+
+            thread = threading.Thread(target=lambda: loop.run_until_complete(run_bot()))
+            thread.start()
+            started.wait(30)
+            import httpx
+
+            code = httpx.post(
+                f"{base}/api/bot/link-codes/", headers={"Authorization": f"Token {token}"}
+            ).json()["code"]
+            chat = 9001
+            telegram.send_text(chat, f"/link {code}")
+            telegram.wait_for(chat, lambda t: "now linked" in t)
+
+            _rest_once(base, token, data, 0)  # warm: model load, first registration to MNI
+            rest, via_bot = [], []
+            for n in range(1, args.repeats + 1):
+                rest.append(_rest_once(base, token, data, n))
+                before = len(telegram.sent(chat, "sendPhoto"))
+                t0 = time.perf_counter()
+                telegram.send_document(chat, "study.zip", data)
+                telegram.wait_until(
+                    lambda before=before: len(telegram.sent(chat, "sendPhoto")) > before,
+                    timeout=600,
+                )
+                via_bot.append(time.perf_counter() - t0)
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            server.terminate()
+            server.wait(30)
+            telegram.stop()
+        ratio = statistics.median(via_bot) / statistics.median(rest)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "bot",
+                    "slices": args.slices,
+                    "repeats": args.repeats,
+                    "bot_seconds_median": round(statistics.median(via_bot), 3),
+                    "rest_seconds_median": round(statistics.median(rest), 3),
+                    "bot_seconds": [round(x, 3) for x in via_bot],
+                    "rest_seconds": [round(x, 3) for x in rest],
+                    "ratio": round(ratio, 3),
+                    "target": 1.2,
+                    "met": ratio <= 1.2,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
