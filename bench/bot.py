@@ -99,7 +99,7 @@ def main() -> None:
         from inference.services.registry import model_version_register
         from tests.bot.fake_telegram import FakeTelegram
 
-        user = get_user_model().objects.create_user("bench-clinician", password="x-Bench-123")
+        user = get_user_model().objects.create_user("bench-clinician", password="x-Bench-123")  # noqa: S106
         user.groups.add(Group.objects.get(name="clinician"))
         token = Token.objects.create(user=user).key
         label_set = LabelSet.objects.get(is_active=True)
@@ -140,7 +140,7 @@ def main() -> None:
             wait_http(port, "/healthz")
             bot = StrokeAidBot(
                 BotConfig(
-                    token="1:BENCH",
+                    token="1:BENCH",  # noqa: S106 - the fake Bot API takes any
                     telegram_api_url=telegram.url,
                     platform_url=base,
                     platform_token=bot_token,
