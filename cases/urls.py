@@ -28,6 +28,11 @@ page_urlpatterns: list[URLPattern | URLResolver] = [
     path("cases/<int:case_id>/", views.case_detail, name="detail"),
     path("cases/<int:case_id>/edit/", views.case_update_view, name="update"),
     path("cases/<int:case_id>/archive/", views.case_archive_view, name="archive"),
+    path(
+        "cases/<int:case_id>/series/<int:series_id>/quarantine/",
+        views.series_quarantine_view,
+        name="series-quarantine",
+    ),
     path("cases/<int:case_id>/upload/", upload_views.case_upload_view, name="upload"),
 ]
 

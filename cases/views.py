@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import request_user
+from accounts.roles import DATA_MANAGER, has_role
 from cases.models import Case, Series
 from cases.panels import case_actions_for, case_panels_render
 from cases.selectors import (
@@ -28,6 +29,7 @@ from cases.selectors import (
     series_list_for_case,
 )
 from cases.services.case import NOTE_MAX_LENGTH, case_can_archive, case_create, case_update
+from cases.services.series import series_delete, series_quarantine_release
 from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError
 
 PAGE_SIZE = 25
@@ -180,11 +182,19 @@ def _case_detail_page(
                 "note": case.note,
             }
         )
+    manages = has_role(request.user, DATA_MANAGER)
     series = [
-        {"series": s, "thumbnail": _thumbnail(s), "middle": int(s.shape[0]) // 2}
+        {
+            "series": s,
+            # A quarantined series may carry patient data in its pixels: only the data
+            # manager who decides about it sees the picture.
+            "thumbnail": _thumbnail(s) if manages or not s.quarantined else "",
+            "middle": int(s.shape[0]) // 2,
+        }
         for s in series_list_for_case(case=case)
     ]
     context = {
+        "can_release": manages,
         "case": case,
         "series_list": series,
         "can_write": can_write,
@@ -231,4 +241,37 @@ def case_archive_view(request: HttpRequest, case_id: int) -> HttpResponse:
         messages.error(request, error.message)
     else:
         messages.success(request, _("Case archived.") if archived else _("Case unarchived."))
+    return redirect("cases:detail", case_id=case.pk)
+
+
+def _page_series(request: HttpRequest, case: Case, series_id: int) -> Series:
+    found = Series.objects.select_related("volume", "case").filter(pk=series_id, case=case).first()
+    if found is None:
+        raise Http404(_("No such series."))
+    return found
+
+
+@login_required
+@require_POST
+def series_quarantine_view(request: HttpRequest, case_id: int, series_id: int) -> HttpResponse:
+    """A data manager releases (``action=release`` with a ``note``) or deletes
+    (``action=delete``) a quarantined series after looking at it."""
+    case = _page_case(request, case_id)
+    series = _page_series(request, case, series_id)
+    action = request.POST.get("action", "")
+    try:
+        if action == "release":
+            series_quarantine_release(
+                user=request_user(request), series=series, note=request.POST.get("note", "")
+            )
+            messages.success(request, _("The series is released and used again."))
+        elif action == "delete":
+            series_delete(user=request_user(request), series=series)
+            messages.success(request, _("The quarantined series is deleted."))
+        else:
+            messages.error(request, _("Unknown action."))
+    except ForbiddenError as error:
+        raise PermissionDenied(error.message) from error
+    except ApplicationError as error:
+        messages.error(request, error.message)
     return redirect("cases:detail", case_id=case.pk)

@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from cases import storage
 from cases.models import Case, Series, Study, Volume
-from strokeaid_site.errors import ApplicationError
+from cases.services.audit import audit_record
+from strokeaid_site.errors import ApplicationError, ConflictError, ForbiddenError
 
 if TYPE_CHECKING:
     from cases.phantoms import PhantomCase
@@ -165,3 +168,66 @@ def series_create_from_phantom(
             )
             for index, kind in enumerate(kinds, start=1)
         }
+
+
+# --- quarantine --------------------------------------------------------------------------------
+def _quarantine_manager_check(user: User) -> None:
+    from accounts.roles import DATA_MANAGER, has_role
+
+    if not has_role(user, DATA_MANAGER):
+        raise ForbiddenError(_("Only data managers may release or delete quarantined series."))
+
+
+def series_quarantine_release(*, user: User, series: Series, note: str) -> Series:
+    """A data manager looked at a quarantined series and found no patient data in its pixels:
+    it is used again (training, prediction, export). The reason and the note are audited."""
+    _quarantine_manager_check(user)
+    note = (note or "").strip()
+    if not series.quarantined:
+        raise ConflictError(_("This series is not quarantined."), {"series": series.pk})
+    if len(note) < 3:
+        raise ApplicationError(
+            _("Say what you checked before releasing the series (a short note)."),
+            {"field": "note"},
+        )
+    with transaction.atomic():
+        reason = series.quarantine_reason
+        Series.objects.filter(pk=series.pk).update(quarantined=False, quarantine_reason="")
+        audit_record(
+            actor=user,
+            verb="series.quarantine_released",
+            target=series,
+            case=series.case,
+            data={"reason": reason, "note": note[:500]},
+        )
+    series.refresh_from_db()
+    return series
+
+
+def series_delete(*, user: User, series: Series) -> None:
+    """Deletes a quarantined series with its volume and masks (rows first, files after
+    commit)."""
+    _quarantine_manager_check(user)
+    if not series.quarantined:
+        raise ConflictError(
+            _("Only quarantined series are deleted here; delete the case instead."),
+            {"series": series.pk},
+        )
+    key = series.volume.key if hasattr(series, "volume") else ""
+    series_id = series.pk
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            verb="series.deleted",
+            target=series,
+            case=series.case,
+            data={"kind": series.kind, "reason": series.quarantine_reason},
+        )
+        series.delete()
+
+    def _cleanup() -> None:
+        if key:
+            storage.delete(key)
+        storage.delete_prefix(f"masks/{series_id}")
+
+    transaction.on_commit(_cleanup)
