@@ -21,7 +21,7 @@ from cases import storage
 from cases.models import Case, Series
 from cases.selectors import labels_active
 from cases.services.audit import audit_record
-from cases.services.case import case_status_set, case_update
+from cases.services.case import case_status_set, case_touch, case_update
 from strokeaid_site.errors import (
     ApplicationError,
     ConflictError,
@@ -176,7 +176,9 @@ def case_status_from_annotations(case: Case) -> str | None:
 
 
 def _case_status_refresh(*, user: User | None, case: Case) -> None:
-    """Derives the case's workflow status from its annotations' states (archived stays)."""
+    """Derives the case's workflow status from its annotations' states (archived stays) and
+    marks the case updated: a mask that changed state is a change of the case."""
+    case_touch(case=case)
     if case.status == Case.Status.ARCHIVED:
         return
     status = case_status_from_annotations(case)

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.roles import DATA_MANAGER, NEUROLOGIST, has_role
@@ -154,8 +155,10 @@ def case_status_set(*, user: User | None, case: Case, status: str, reason: str) 
     current = Case.objects.filter(pk=case.pk).values_list("status", flat=True).first()
     if current is None or current == status or current == Case.Status.ARCHIVED:
         return
-    Case.objects.filter(pk=case.pk).update(status=status)
+    now = timezone.now()
+    Case.objects.filter(pk=case.pk).update(status=status, updated_at=now)
     case.status = status
+    case.updated_at = now
     audit_record(
         actor=user,
         verb="case.updated",
@@ -163,6 +166,13 @@ def case_status_set(*, user: User | None, case: Case, status: str, reason: str) 
         case=case,
         data={"status": [current, status], "reason": reason},
     )
+
+
+def case_touch(*, case: Case) -> None:
+    """Marks ``case`` updated now: its annotations changed state (the lists sort by it)."""
+    now = timezone.now()
+    Case.objects.filter(pk=case.pk).update(updated_at=now)
+    case.updated_at = now
 
 
 def _status_change(*, user: User, case: Case, data: dict[str, Any]) -> str | None:

@@ -453,6 +453,7 @@
   function markDirty(s) {
     s.dirty = true;
     s.version++;
+    updateWorkflowButtons();
     if (state.crossMask !== "off") renderAll();  // other sequences show this mask too
     updateSaveStatus();
     scheduleAutosave();
@@ -938,6 +939,7 @@
 
   function updateSaveStatus(savedText) {
     const dirty = Object.values(series).some((s) => s.dirty);
+    updateWorkflowButtons();
     document.body.classList.toggle("has-unsaved", dirty);
     if (dirty) setSaveStatus(gettext("Unsaved changes"), "dirty");
     else setSaveStatus(savedText || gettext("All changes saved"), "clean");
@@ -1035,6 +1037,37 @@
       }
       list.appendChild(li);
       vp.updateInfo(vp.displayed ? vp.viewport() : { voi: { windowWidth: s.conf.window[1], windowCenter: s.conf.window[0] }, scale: 1 });
+    }
+    updateWorkflowButtons();
+  }
+
+  /**
+   * After an action the page tells the truth: a button is enabled only when its action can
+   * succeed now (no 409 on a second click), and the heading names the state.
+   */
+  function updateWorkflowButtons() {
+    const all = Object.values(series);
+    const anns = all.map((s) => s.annotation).filter((a) => a && a.revision);
+    const submit = $("#submit-button");
+    if (submit) {
+      const can = all.some((s) => s.dirty) || anns.some((a) => a.state === "draft" || a.state === "returned");
+      submit.disabled = !can;
+      submit.title = can ? "" : gettext("Submitted: waiting for review. A change returns the mask to draft.");
+    }
+    const waiting = anns.some((a) => a.state === "submitted");
+    for (const id of ["#approve-button", "#return-button"]) {
+      const b = $(id);
+      if (b) { b.disabled = !waiting; b.title = waiting ? "" : gettext("Nothing is waiting for review here."); }
+    }
+    const heading = $("#workflow-panel h3");
+    if (heading && cfg.mode === "review") {
+      heading.textContent = waiting ? gettext("Under review")
+        : anns.length && anns.every((a) => a.state === "approved") ? gettext("Approved")
+        : anns.some((a) => a.state === "returned") ? gettext("Returned to the annotator") : gettext("Annotations");
+    } else if (heading && cfg.mode === "edit") {
+      heading.textContent = anns.length && anns.every((a) => a.state === "submitted") ? gettext("My annotation: submitted")
+        : anns.length && anns.every((a) => a.state === "approved") ? gettext("My annotation: approved")
+        : gettext("My annotation");
     }
   }
 

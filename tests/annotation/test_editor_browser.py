@@ -206,6 +206,11 @@ def test_reviewer_returns_then_approves(
     annotation.refresh_from_db()
     assert annotation.state == "approved" and annotation.reviewer == reviewer
     assert "Approved" in page.locator("#workflow-list").inner_text()
+    # The page tells the truth after the action: nothing left to approve or return, so no
+    # second click can earn a 409, and the heading says the masks are approved.
+    assert page.locator("#approve-button").is_disabled()
+    assert page.locator("#return-button").is_disabled()
+    assert page.locator("#workflow-panel h3").inner_text() == "Approved"
 
 
 def test_prediction_overlay_toggle(page, live_server, client, neurologist, phantom_series):

@@ -239,3 +239,21 @@ def test_every_change_is_audited(neurologist, reviewer, phantom_series):
     assert {"annotation.revision_saved", "case.updated"} <= verbs
     restored = AuditEvent.objects.filter(verb="annotation.revision_saved").first()
     assert restored.data["restored_from"] == 1 and restored.actor == neurologist
+
+
+def test_the_case_is_updated_when_its_masks_change_state(
+    neurologist, reviewer, phantom_case, phantom_series
+):
+    mask = np.zeros(tuple(phantom_series["DWI"].shape), np.uint8)
+    mask[3, 10:20, 10:20] = 2
+    revision = services.mask_save(
+        user=neurologist, series=phantom_series["DWI"], array=mask, if_match=None
+    )
+    annotation = Annotation.objects.get(pk=revision.annotation_id)
+    stamps = [Case.objects.get(pk=phantom_case.pk).updated_at]
+    services.annotation_submit(user=neurologist, annotation=annotation)
+    stamps.append(Case.objects.get(pk=phantom_case.pk).updated_at)
+    annotation.refresh_from_db()
+    services.annotation_approve(user=reviewer, annotation=annotation)
+    stamps.append(Case.objects.get(pk=phantom_case.pk).updated_at)
+    assert stamps[0] < stamps[1] < stamps[2]
