@@ -76,6 +76,7 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
     labels = list(labels_active())
     titles = {lab.name: lab.title for lab in labels}
     etiology = numbers["etiology"]
+    lesion_zs, start_z = review_services.lesion_slices(pair)
     return render(
         request,
         "inference/review/series.html",
@@ -99,10 +100,21 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
             ],
             "slice_url": reverse("inference:review-slice", args=[series.pk, 0])[: -len("0.png")],
             "query": query,
+            "lesion_slices": lesion_zs,
+            "start_z": start_z,
+            "window": [series.window_center, series.window_width],
             "can_accept": has_role(request.user, NEUROLOGIST) and pair.prediction is not None,
             "agreement_url": reverse("inference:review-agreement", args=[series.pk]),
         },
     )
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        number = float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+    return number if number is not None and abs(number) < 1e12 else None
 
 
 def _metric_rows(metrics: dict[str, Any] | None, labels: list[Label]) -> dict[str, Any]:
@@ -153,6 +165,8 @@ def series_review_slice(request: HttpRequest, series_id: int, z: int) -> HttpRes
             z=z,
             layer=request.GET.get("layer", "difference"),
             label=_int(request.GET.get("label")),
+            center=_float(request.GET.get("wc")),
+            width=_float(request.GET.get("ww")),
         )
     except ApplicationError as exc:
         raise Http404(exc.message) from exc

@@ -292,8 +292,28 @@ def case_review_numbers(*, pair: ReviewPair) -> dict[str, Any]:
     return out
 
 
-def review_slice_png(*, pair: ReviewPair, z: int, layer: str, label: int | None = None) -> bytes:
-    """One slice of the review viewer: the image, or the image with an overlay layer."""
+def lesion_slices(pair: ReviewPair) -> tuple[list[int], int]:
+    """Slices holding a lesion voxel in the annotation or the prediction, and the slice where
+    they cover the most area together (the middle slice when neither has a lesion)."""
+    area = np.zeros(int(pair.series.shape[0]), dtype=np.int64)
+    for mask in (pair.annotation_mask(), pair.prediction_mask()):
+        if mask is not None and mask.shape[0] == area.shape[0]:
+            area += (np.asarray(mask) != 0).reshape(area.shape[0], -1).sum(axis=1)
+    slices = [int(z) for z in np.flatnonzero(area)]
+    return slices, (int(np.argmax(area)) if slices else int(area.shape[0]) // 2)
+
+
+def review_slice_png(
+    *,
+    pair: ReviewPair,
+    z: int,
+    layer: str,
+    label: int | None = None,
+    center: float | None = None,
+    width: float | None = None,
+) -> bytes:
+    """One slice of the review viewer: the image, or the image with an overlay layer, at the
+    series' window or the one given."""
     series = pair.series
     if not 0 <= z < int(series.shape[0]):
         raise NotFoundError(_("No such slice."), {"z": z})
@@ -306,7 +326,9 @@ def review_slice_png(*, pair: ReviewPair, z: int, layer: str, label: int | None 
     def shown(plane: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return np.ascontiguousarray(to_display(np.asarray(plane), display))
 
-    base = shown(window_to_uint8(handle.array[z], series.window_center, series.window_width))
+    center = series.window_center if center is None else center
+    width = series.window_width if width is None or width <= 0 else width
+    base = shown(window_to_uint8(handle.array[z], center, width))
     labels = _labels()
     label_colors = {v: lab.color for v, lab in labels.items()}
     ann = pair.annotation_mask()
