@@ -58,3 +58,21 @@ def one_active_job(name: str) -> models.UniqueConstraint:
         condition=Q(status__in=[s.value for s in ACTIVE_STATES]) & ~Q(target=""),
         name=name,
     )
+
+
+class ChannelEvent(models.Model):
+    """A job event on its way from a worker process to the web process's websockets, for the
+    embedded default without Redis (``core.channel_layers.DatabaseRelayChannelLayer``). Rows
+    live a minute."""
+
+    group = models.CharField(_("group"), max_length=100)
+    message = models.JSONField(_("message"))
+    origin = models.CharField(_("origin"), max_length=32)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("channel event")
+        verbose_name_plural = _("channel events")
+
+    def __str__(self) -> str:
+        return f"{self.group} #{self.pk}"

@@ -230,7 +230,9 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Without Redis: in-memory delivery plus a database relay, so the task workers' progress
+    # events reach the web process's websockets (core/channel_layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "core.channel_layers.DatabaseRelayChannelLayer"}}
 
 # --- Caches ------------------------------------------------------------------------------
 if REDIS_URL:

@@ -233,3 +233,59 @@ def test_refusals_are_logged_without_a_traceback_and_faults_with_one(settings: A
     refused, fault = record(PermissionDenied()), record(RuntimeError("boom"))
     assert ExpectedRefusalFilter().filter(refused) and refused.exc_info is None
     assert ExpectedRefusalFilter().filter(fault) and fault.exc_info is not None
+
+
+RELAY = {"default": {"BACKEND": "core.channel_layers.DatabaseRelayChannelLayer"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_from_a_worker_process_reaches_the_web_processs_websocket(
+    make_user: Any, settings: Any
+) -> None:
+    """The embedded default (no Redis): a job event sent by another process (a real
+    ``manage.py`` child, as a django-q2 worker is) reaches a websocket of this process."""
+    from channels import layers
+    from django.db import connection
+
+    from tests.factories import CaseFactory
+
+    settings.CHANNEL_LAYERS = RELAY
+    layers.channel_layers.backends.clear()
+    owner = make_user("neurologist", username="owner")
+    case = CaseFactory(created_by=owner)
+    job = UploadJob.objects.create(case=case, created_by=owner)
+
+    def _emit() -> None:
+        db = connection.settings_dict
+        if connection.vendor == "sqlite":
+            url = f"sqlite:///{db['NAME']}"  # the test database is a file (settings.test)
+        else:
+            url = (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
+                f"{db['NAME']}"
+            )
+        code = (
+            "from strokeaid_site.events import job_event_send; "
+            f"job_event_send('upload', {job.pk}, {{'status': 'done', 'progress': 1.0}})"
+        )
+        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": "", "LOG_LEVEL": "WARNING"}
+        # The local settings take DATABASE_URL as given (the test settings would move a
+        # SQLite database into their own temporary directory).
+        env["DJANGO_SETTINGS_MODULE"] = "strokeaid_site.settings.local"
+        env["STROKEAID_DATA_DIR"] = str(settings.STROKEAID["DATA_DIR"] / "child")
+        done = _manage("shell", "-c", code, env=env)
+        assert done.returncode == 0, done.stderr
+
+    async def scenario() -> Any:
+        communicator = _websocket(f"/ws/jobs/upload/{job.pk}/", owner)
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(_emit, thread_sensitive=False)()
+        message = await communicator.receive_json_from(timeout=10)
+        await communicator.disconnect()
+        return message
+
+    try:
+        assert async_to_sync(scenario)() == {"status": "done", "progress": 1.0}
+    finally:
+        layers.channel_layers.backends.clear()
