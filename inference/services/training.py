@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.roles import DATA_MANAGER, has_role
@@ -212,6 +212,14 @@ def _metrics_from(raw: dict[str, float], labels: dict[int, str]) -> dict[str, An
     return out
 
 
+def _user_language(user: Any) -> str:
+    """The interface language ``user`` chose (the log is written in it), else the default."""
+    from django.conf import settings
+
+    profile = getattr(user, "profile", None) if user is not None else None
+    return (getattr(profile, "language", "") or "") or str(settings.LANGUAGE_CODE)
+
+
 def training_run_execute(
     *,
     run_id: int,
@@ -238,7 +246,11 @@ def training_run_execute(
 
     _send(run)
     try:
-        with job_heartbeat(model=TrainingRun, job_id=run_id):
+        # The log reads in the language of whoever started the run (a worker has none).
+        with (
+            translation.override(_user_language(run.created_by)),
+            job_heartbeat(model=TrainingRun, job_id=run_id),
+        ):
             return _train_and_register(run, note, on_epoch=on_epoch, on_progress=on_progress)
     except BaseException as exc:
         # Also on KeyboardInterrupt (foreground command): the row must not stay "running".

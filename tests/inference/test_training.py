@@ -293,3 +293,18 @@ def test_unconfirmed_masks_join_training_without_an_etiology(
     arrays = {a.case_id: a for a in dataset_case_arrays(snapshot=snapshot, split="train")}
     assert arrays[str(unconfirmed.pk)].etiology_known is False
     assert all(a.etiology_known for k, a in arrays.items() if k != str(unconfirmed.pk))
+
+
+def test_the_training_log_reads_in_the_language_of_who_started_it(
+    make_phantom_case: Any, data_manager: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from accounts.services import user_set_language
+
+    make_phantom_case("cardioembolic")
+    user_set_language(user=data_manager, language="ru")
+    with django_capture_on_commit_callbacks(execute=True):
+        run, _ = training_run_start(user=data_manager, epochs=1, params=TINY_PARAMS)
+    run.refresh_from_db()
+    assert run.status == JobStatus.DONE, run.error
+    assert "Зарегистрирована модель" in run.log
+    assert "Registered model" not in run.log
