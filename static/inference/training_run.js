@@ -23,7 +23,12 @@
       document.getElementById("run-progress").value = state.progress;
       document.getElementById("run-percent").textContent = Math.round(state.progress * 100) + " %";
     }
-    if (state.error) { document.getElementById("run-error").textContent = state.error; }
+    if (state.error) {
+      const cell = document.getElementById("run-error");
+      cell.textContent = state.error;
+      cell.hidden = false;
+      document.getElementById("run-error-label").hidden = false;
+    }
     if (state.best_epoch) { document.getElementById("run-best").textContent = state.best_epoch; }
     if (state.model) { document.getElementById("run-model").textContent = "#" + state.model; }
     if (Array.isArray(state.history)) {
