@@ -384,7 +384,11 @@ def annotation_import_mask(
             series=series, annotator=owner, is_consensus=is_consensus
         )
         annotation.series = series
-        _revision_add(user=user, annotation=annotation, checked=checked, source=source, note=note)
+        # The revision is the owner's mask (lists and revision history name the same person);
+        # whoever imported it approves it and is in the audit trail.
+        _revision_add(
+            user=owner or user, annotation=annotation, checked=checked, source=source, note=note
+        )
         if state == State.APPROVED and annotation.state != State.APPROVED:
             old = annotation.state
             annotation.state = State.APPROVED

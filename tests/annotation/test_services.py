@@ -257,3 +257,18 @@ def test_the_case_is_updated_when_its_masks_change_state(
     services.annotation_approve(user=reviewer, annotation=annotation)
     stamps.append(Case.objects.get(pk=phantom_case.pk).updated_at)
     assert stamps[0] < stamps[1] < stamps[2]
+
+
+def test_a_mask_imported_for_an_annotator_is_theirs_in_list_and_history(
+    reviewer, neurologist, phantom_case, phantom_series
+):
+    annotation = services.annotation_import_mask(
+        user=reviewer,
+        annotator=neurologist,
+        series=phantom_series["DWI"],
+        mask=phantom_case.phantom.mask,
+        state="approved",
+    )
+    assert annotation.annotator == neurologist
+    assert annotation.current_revision.created_by == neurologist  # same name in both places
+    assert annotation.reviewer == reviewer  # who imported and approved it
