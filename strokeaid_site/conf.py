@@ -22,6 +22,11 @@ DEFAULTS: dict[str, Any] = {
     "DEVICE": "auto",
     "JOB_HEARTBEAT_SECONDS": 20.0,
     "JOB_STALE_SECONDS": 90.0,
+    "DICOM_AE_TITLE": "STROKEAID",
+    "DICOM_PORT": 11112,
+    "DICOM_PEERS": "",
+    "DICOM_STUDY_TIMEOUT": 30.0,
+    "DICOM_AUTOPREDICT": False,
 }
 
 

@@ -62,5 +62,6 @@ urlpatterns = [
     path("models/", include("inference.urls")),
     path("etiology/", include("etiology.urls")),
     path("bot/", include("bot.urls")),
+    path("pacs/", include("gateway.urls")),
     path("", include("cases.urls")),
 ]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "inference",
     "etiology",
     "bot",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -355,6 +356,12 @@ STROKEAID = {
     "API_URL": env("STROKEAID_API_URL", default="http://127.0.0.1:8000"),
     "BOT_API_TOKEN": env("STROKEAID_BOT_TOKEN", default=""),
     "BOT_STUDIES_PER_HOUR": env.int("STROKEAID_BOT_STUDIES_PER_HOUR", default=5),
+    # The DICOM gateway (gateway/): the C-STORE receiver of studies from a PACS.
+    "DICOM_AE_TITLE": env("STROKEAID_DICOM_AE_TITLE", default="STROKEAID"),
+    "DICOM_PORT": env.int("STROKEAID_DICOM_PORT", default=11112),
+    "DICOM_PEERS": env("STROKEAID_DICOM_PEERS", default=""),
+    "DICOM_STUDY_TIMEOUT": env.float("STROKEAID_DICOM_STUDY_TIMEOUT", default=30.0),
+    "DICOM_AUTOPREDICT": env.bool("STROKEAID_DICOM_AUTOPREDICT", default=False),
 }
 
 # --- Logging ------------------------------------------------------------------------------

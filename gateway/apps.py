@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class GatewayConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "gateway"
+    verbose_name = _("DICOM gateway")
+
+    def ready(self) -> None:
+        from accounts.roles import DATA_MANAGER
+        from strokeaid_site.navigation import register_nav_item
+
+        register_nav_item(_("PACS"), "gateway:studies", roles={DATA_MANAGER}, order=80)

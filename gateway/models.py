@@ -1,0 +1,50 @@
+"""Studies a PACS sent to the DICOM listener, on their way into cases.
+
+No patient identifier is kept here: a study is known by a keyed hash of its Study Instance
+UID (the same secret that re-maps UIDs at de-identification) and, once ingested, by its
+pseudonymous case.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from cases.models import Case
+
+
+class ReceivedStudy(models.Model):
+    class State(models.TextChoices):
+        RECEIVING = "receiving", _("Receiving")
+        INGESTED = "ingested", _("Ingested")
+        PREDICTED = "predicted", _("Prediction requested")
+        FAILED = "failed", _("Failed")
+
+    study_key = models.CharField(_("study key"), max_length=64, unique=True)
+    calling_ae = models.CharField(_("calling AE title"), max_length=16)
+    state = models.CharField(
+        _("state"), max_length=12, choices=State.choices, default=State.RECEIVING, db_index=True
+    )
+    instances = models.PositiveIntegerField(_("instances"), default=0)
+    duplicates = models.PositiveIntegerField(_("instances received again"), default=0)
+    case = models.ForeignKey(
+        Case,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("case"),
+    )
+    prediction_id = models.PositiveIntegerField(_("prediction"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    first_at = models.DateTimeField(_("first instance"), auto_now_add=True)
+    last_at = models.DateTimeField(_("last instance"), db_index=True)
+    ingested_at = models.DateTimeField(_("ingested"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("received study")
+        verbose_name_plural = _("received studies")
+        ordering = ["-last_at"]
+
+    def __str__(self) -> str:
+        return f"{self.calling_ae} {self.study_key[:8]} ({self.state})"
