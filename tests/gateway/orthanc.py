@@ -61,7 +61,7 @@ class Orthanc:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> Any:
         req = urllib.request.Request(self.url + path, data=body, method=method)
-        with urllib.request.urlopen(req, timeout=60) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=60) as response:
             data = response.read()
         return json.loads(data) if data[:1] in (b"{", b"[") else data
 
