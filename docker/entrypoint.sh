@@ -9,6 +9,7 @@
 #   wait-for-migrations  block until the database schema is current (init container)
 #   demo                 load the demo data (one-shot)
 #   bot                  the Stroke AID Telegram bot (a client of the web service's REST API)
+#   dicom-listener       the DICOM gateway's C-STORE receiver (port STROKEAID_DICOM_PORT)
 #   anything else        run as a command, e.g. `python manage.py createsuperuser`
 set -eu
 
@@ -49,6 +50,10 @@ case "$role" in
   bot)
     shift || true
     exec python manage.py telegram_bot "$@"
+    ;;
+  dicom-listener)
+    shift || true
+    exec python manage.py dicom_listener "$@"
     ;;
   wait-for-migrations)
     # `migrate --check` exits non-zero while migrations are unapplied (or the DB is down).

@@ -94,11 +94,12 @@ class DicomListener:
         close_old_connections()
         ae = AE(ae_title=self.config.ae_title)
         for context in StoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            if context.abstract_syntax is not None:
+                ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
         ae.require_calling_aet = list(self.config.peers)
         ae.maximum_pdu_size = 0  # no limit
-        handlers = [(evt.EVT_C_STORE, self._on_store)]
+        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store)]
         self._server = ae.start_server(
             (self.config.host, self.config.port), block=False, evt_handlers=handlers
         )

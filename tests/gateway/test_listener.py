@@ -110,3 +110,21 @@ def test_autopredict_requests_a_prediction_of_a_complete_study(
     )
     job = PredictionJob.objects.get(pk=received.prediction_id)
     assert job.case_id == received.case_id
+
+
+def test_the_pacs_page_lists_received_studies_without_patient_data(
+    orthanc, start_listener, client, data_manager, neurologist
+):
+    start_listener()
+    files = series_files("DWI", extra_phi=True)
+    orthanc.post("/modalities/strokeaid/store", orthanc.upload(files))
+    (received,) = _ingested()
+    client.force_login(neurologist)
+    assert client.get("/pacs/").status_code == 403
+    client.force_login(data_manager)
+    page = client.get("/pacs/").content.decode()
+    case = Case.objects.get(pk=received.case_id)
+    assert case.code in page and "ORTHANC" in page and "Ingested" in page
+    for value in fake_phi(SEED).values():
+        if len(value) > 3:
+            assert value not in page
