@@ -39,7 +39,10 @@
     }
     function place() {
       images.forEach(function (img) {
-        img.style.transform = "translate(" + view.x + "px, " + view.y + "px) scale(" + view.scale + ")";
+        // The transform itself is in app.css (.review-img): only the numbers change here.
+        img.style.setProperty("--pan-x", String(view.x));
+        img.style.setProperty("--pan-y", String(view.y));
+        img.style.setProperty("--zoom", String(view.scale));
       });
     }
     function renderSoon() { clearTimeout(timer); timer = setTimeout(render, 120); }

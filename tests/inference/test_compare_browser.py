@@ -46,8 +46,10 @@ def test_compare_opens_on_the_lesion_and_navigates_like_the_editor(
 
     # Zoom: the three panels scale together.
     page.locator("#review-zoom-in").click()
-    scales = page.eval_on_selector_all("img.review-img", "els => els.map(e => e.style.transform)")
-    assert len(set(scales)) == 1 and "scale(1.25)" in scales[0]
+    scales = page.eval_on_selector_all(
+        "img.review-img", "els => els.map(e => getComputedStyle(e).transform)"
+    )
+    assert len(set(scales)) == 1 and scales[0].startswith("matrix(1.25, 0, 0, 1.25")
 
     # Window/level by right-drag: every panel asks for the new window.
     img = page.locator("img.review-img[data-layer='annotation']")
