@@ -72,11 +72,17 @@ class DicomListener:
     # --- complete studies ------------------------------------------------------------------------
     def check_once(self) -> int:
         """Ingests every study that is due; returns how many."""
+        from gateway import results
+
         done = 0
         try:
             for study in services.studies_due(quiet_seconds=self.config.study_timeout):
                 services.study_ingest(study=study, autopredict=self.config.autopredict)
                 done += 1
+            # Results of finished predictions back to the PACS (retried with back-off).
+            for study in results.results_due():
+                results.study_results_send(study=study)
+            results.linkage_purge()
         finally:
             close_old_connections()
         return done

@@ -16,8 +16,10 @@ from cases.models import Case
 class ReceivedStudy(models.Model):
     class State(models.TextChoices):
         RECEIVING = "receiving", _("Receiving")
+        INGESTING = "ingesting", _("Ingesting")
         INGESTED = "ingested", _("Ingested")
         PREDICTED = "predicted", _("Prediction requested")
+        SENT = "sent", _("Results sent")
         FAILED = "failed", _("Failed")
 
     study_key = models.CharField(_("study key"), max_length=64, unique=True)
@@ -40,6 +42,12 @@ class ReceivedStudy(models.Model):
     first_at = models.DateTimeField(_("first instance"), auto_now_add=True)
     last_at = models.DateTimeField(_("last instance"), db_index=True)
     ingested_at = models.DateTimeField(_("ingested"), null=True, blank=True)
+    # Original UIDs and headers (encrypted; for the results sent back only), until expiry.
+    linkage_key = models.CharField(_("linkage"), max_length=255, blank=True, default="")
+    linkage_expires_at = models.DateTimeField(_("linkage expires"), null=True, blank=True)
+    send_attempts = models.PositiveIntegerField(_("send attempts"), default=0)
+    next_send_at = models.DateTimeField(_("next send attempt"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("results sent"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("received study")

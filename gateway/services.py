@@ -69,7 +69,10 @@ def instance_spool(*, data: bytes, study_uid: str, sop_uid: str, calling_ae: str
     key = study_key(study_uid)
     now = timezone.now()
     study = ReceivedStudy.objects.filter(study_key=key).first()
-    if study is not None and study.state != ReceivedStudy.State.RECEIVING:
+    if study is not None and study.state not in (
+        ReceivedStudy.State.RECEIVING,
+        ReceivedStudy.State.INGESTING,
+    ):
         ReceivedStudy.objects.filter(pk=study.pk).update(duplicates=F("duplicates") + 1)
         study.refresh_from_db()
         return study
@@ -174,6 +177,7 @@ def study_ingest(*, study: ReceivedStudy, autopredict: bool) -> ReceivedStudy:
             )
             upload_ingest(user=user, case=case, inputs=inputs)
         ReceivedStudy.objects.filter(pk=study.pk).update(case=case, error="")
+        study.case = case
     except Exception as exc:  # noqa: BLE001 - the study is marked failed with the reason
         message = exc.message if isinstance(exc, ApplicationError) else type(exc).__name__
         logger.warning("gateway: study %s could not be ingested: %s", study.pk, message)
@@ -182,8 +186,18 @@ def study_ingest(*, study: ReceivedStudy, autopredict: bool) -> ReceivedStudy:
         )
         study.refresh_from_db()
         return study
-    # The series are stored (de-identified): the spooled originals go.
+    # The original headers stay, encrypted, for the results sent back to the PACS; the
+    # spooled originals go (the series are stored, de-identified).
+    from gateway.results import linkage_store
+
+    try:
+        linkage_store(study=study, folder=folder)
+    except Exception:  # noqa: BLE001 - the case stands; only the way back is lost
+        logger.warning("gateway: the linkage of study %s could not be stored", study.pk)
     shutil.rmtree(folder, ignore_errors=True)
+    ReceivedStudy.objects.filter(pk=study.pk).update(
+        state=ReceivedStudy.State.INGESTED, ingested_at=timezone.now()
+    )
     if autopredict:
         _predict(study_id=study.pk, case=case, user=user)
     study.refresh_from_db()

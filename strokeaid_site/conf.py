@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "DICOM_PEERS": "",
     "DICOM_STUDY_TIMEOUT": 30.0,
     "DICOM_AUTOPREDICT": False,
+    "DICOM_DESTINATIONS": "",
+    "DICOM_LINKAGE_DAYS": 7.0,
+    "GATEWAY_KEY": "",
 }
 
 

@@ -362,6 +362,9 @@ STROKEAID = {
     "DICOM_PEERS": env("STROKEAID_DICOM_PEERS", default=""),
     "DICOM_STUDY_TIMEOUT": env.float("STROKEAID_DICOM_STUDY_TIMEOUT", default=30.0),
     "DICOM_AUTOPREDICT": env.bool("STROKEAID_DICOM_AUTOPREDICT", default=False),
+    "DICOM_DESTINATIONS": env("STROKEAID_DICOM_DESTINATIONS", default=""),
+    "DICOM_LINKAGE_DAYS": env.float("STROKEAID_DICOM_LINKAGE_DAYS", default=7.0),
+    "GATEWAY_KEY": env("STROKEAID_GATEWAY_KEY", default=""),
 }
 
 # --- Logging ------------------------------------------------------------------------------
@@ -390,6 +393,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         "telegram": {"level": "WARNING"},
+        "pynetdicom": {"level": "WARNING"},
     },
 }
 

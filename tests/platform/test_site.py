@@ -286,6 +286,9 @@ def test_an_event_from_a_worker_process_reaches_the_web_processs_websocket(
         return message
 
     try:
-        assert async_to_sync(scenario)() == {"status": "done", "progress": 1.0}
+        # A thread of its own: browser tests may leave an event loop running in this one.
+        with ThreadPoolExecutor(1) as pool:
+            message = pool.submit(lambda: async_to_sync(scenario)()).result(timeout=120)
+        assert message == {"status": "done", "progress": 1.0}
     finally:
         layers.channel_layers.backends.clear()

@@ -1,0 +1,256 @@
+"""Results back to the PACS: a DICOM SEG of the predicted lesions that references the study
+as the PACS knows it.
+
+Cases hold only de-identified copies (re-mapped UIDs, no patient module). For studies the
+gateway received, the original headers (no pixels) are kept in a *linkage*: encrypted with
+``STROKEAID_GATEWAY_KEY`` (a Fernet key; derived from ``SECRET_KEY`` when unset), stored
+beside the other files, read only by the listener's sending loop and deleted after
+``STROKEAID_DICOM_LINKAGE_DAYS``. Nothing of it reaches exports, the REST API or the pages.
+
+The SEG is built with highdicom on the original source instances: one segment per etiology
+label present, "Infarct" with the etiology in the segment label, the algorithm named with the
+model. It goes by C-STORE to every ``AE@host:port`` in ``STROKEAID_DICOM_DESTINATIONS``; a
+failed send is retried with back-off and shows on the PACS page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.utils import timezone
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from cases import storage
+from cases.models import Label, Series
+from cases.services.deid import uid_remap
+from gateway.models import ReceivedStudy
+from strokeaid_site.conf import app_settings
+
+INFARCT = hd.sr.CodedConcept("55641003", "SCT", "Infarct")
+#: Seconds before the n-th retry of a failed send (capped).
+BACKOFF_SECONDS = (5, 15, 60, 300, 900)
+
+
+@dataclass(frozen=True)
+class Destination:
+    ae_title: str
+    host: str
+    port: int
+
+
+def destinations() -> list[Destination]:
+    """``STROKEAID_DICOM_DESTINATIONS``: ``AE@host:port`` entries, comma-separated."""
+    out = []
+    for entry in str(app_settings.DICOM_DESTINATIONS or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        ae, _, address = entry.partition("@")
+        host, _, port = address.rpartition(":")
+        out.append(Destination(ae_title=ae.strip(), host=host.strip(), port=int(port)))
+    return out
+
+
+# --- the linkage -----------------------------------------------------------------------------
+def _fernet() -> Fernet:
+    key = str(app_settings.GATEWAY_KEY or "")
+    if not key:
+        digest = hashlib.sha256(b"strokeaid-gateway-linkage:" + settings.SECRET_KEY.encode())
+        key = base64.urlsafe_b64encode(digest.digest()).decode()
+    return Fernet(key.encode())
+
+
+def linkage_store(*, study: ReceivedStudy, folder: Path) -> None:
+    """Keeps the received instances' headers (no pixels), encrypted, until expiry."""
+    headers: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        headers.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds.to_json_dict())
+    token = _fernet().encrypt(json.dumps(headers).encode())
+    key = f"gateway/linkage/{study.study_key}.bin"
+    storage.write_bytes(key, token)
+    days = float(app_settings.DICOM_LINKAGE_DAYS)
+    ReceivedStudy.objects.filter(pk=study.pk).update(
+        linkage_key=key, linkage_expires_at=timezone.now() + timedelta(days=days)
+    )
+
+
+def _linkage_read(study: ReceivedStudy) -> dict[str, list[Dataset]]:
+    data = json.loads(_fernet().decrypt(storage.read_bytes(study.linkage_key)))
+    return {uid: [Dataset.from_json(item) for item in items] for uid, items in data.items()}
+
+
+def linkage_purge() -> int:
+    """Deletes expired linkages (the results can no longer reach the PACS after that)."""
+    expired = ReceivedStudy.objects.filter(linkage_expires_at__lte=timezone.now()).exclude(
+        linkage_key=""
+    )
+    count = 0
+    for study in expired:
+        storage.delete(study.linkage_key)
+        ReceivedStudy.objects.filter(pk=study.pk).update(linkage_key="", linkage_expires_at=None)
+        count += 1
+    return count
+
+
+# --- the SEG ------------------------------------------------------------------------------------
+def _sources_on_grid(
+    originals: dict[str, list[Dataset]], reference: Series
+) -> tuple[list[Dataset], list[int]]:
+    """The original instances of the reference series and each one's slice index z."""
+    secret = app_settings.UID_SECRET
+    per_slice = list((reference.header.get("per_slice") or {}).get("SOPInstanceUID") or [])
+    for series_uid, datasets in originals.items():
+        if uid_remap(series_uid, secret=secret) != reference.series_uid.split("|")[0]:
+            continue
+        placed = []
+        for ds in datasets:
+            pseudo = uid_remap(str(ds.SOPInstanceUID), secret=secret)
+            if pseudo in per_slice:
+                placed.append((per_slice.index(pseudo), ds))
+        placed.sort(key=lambda item: item[0])
+        return [ds for _z, ds in placed], [z for z, _ds in placed]
+    return [], []
+
+
+def segmentation_for(
+    *,
+    sources: list[Dataset],
+    labels: npt.NDArray[np.uint8],
+    titles: dict[int, str],
+    model_name: str,
+) -> hd.seg.Segmentation | None:
+    """A SEG of ``labels`` (one frame per source, same order); None when nothing is found."""
+    present = [int(v) for v in np.unique(labels) if v]
+    if not present:
+        return None
+    lut = np.zeros(256, dtype=np.uint8)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="Stroke AID", version=model_name[:64], family=codes.cid7162.ArtificialIntelligence
+    )
+    descriptions = []
+    for number, value in enumerate(present, start=1):
+        lut[value] = number
+        title = titles.get(value, str(value))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=f"Infarct, {title}"[:64],
+                segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+                segmented_property_type=INFARCT,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                anatomic_regions=[codes.SCT.Brain],
+            )
+        )
+    return hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=lut[labels],
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=9901,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="Stroke AID",
+        manufacturer_model_name="Stroke AID",
+        software_versions=model_name[:64] or "Stroke AID",
+        device_serial_number="0",
+        content_description="Ischemic lesions by etiology (AI, not a diagnosis)",
+        content_label="STROKEAID",
+        omit_empty_frames=False,
+    )
+
+
+def _store(ds: Dataset, destination: Destination) -> None:
+    from pynetdicom import AE
+
+    scu = AE(ae_title=str(app_settings.DICOM_AE_TITLE))
+    scu.add_requested_context(ds.SOPClassUID)
+    assoc = scu.associate(destination.host, destination.port, ae_title=destination.ae_title)
+    if not assoc.is_established:
+        raise ConnectionError(f"association with {destination.ae_title} refused or failed")
+    try:
+        status = assoc.send_c_store(ds)
+        if status is None or int(getattr(status, "Status", 0xFFFF)) != 0:
+            raise ConnectionError(f"{destination.ae_title} answered the C-STORE with an error")
+    finally:
+        assoc.release()
+
+
+def results_due() -> list[ReceivedStudy]:
+    """Predicted studies whose prediction is done and whose send is due."""
+    from inference.models import JobStatus, PredictionJob
+
+    if not destinations():
+        return []  # nowhere to send: the study stays "prediction requested"
+    now = timezone.now()
+    due = []
+    for study in ReceivedStudy.objects.filter(
+        state=ReceivedStudy.State.PREDICTED, prediction_id__isnull=False
+    ).exclude(linkage_key=""):
+        if study.next_send_at and study.next_send_at > now:
+            continue
+        status = (
+            PredictionJob.objects.filter(pk=int(study.prediction_id or 0))
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status == JobStatus.DONE:
+            due.append(study)
+    return due
+
+
+def study_results_send(*, study: ReceivedStudy) -> ReceivedStudy:
+    """Builds the SEG from the done prediction and sends it to every destination."""
+    from inference.models import PredictionJob
+    from inference.services.prediction import prediction_label_volume
+
+    job = PredictionJob.objects.select_related("reference_series", "model").get(
+        pk=int(study.prediction_id or 0)
+    )
+    try:
+        reference = job.reference_series
+        if reference is None:
+            raise ValueError("the prediction has no reference series")
+        sources, zs = _sources_on_grid(_linkage_read(study), reference)
+        if not sources:
+            raise ValueError("the received instances of the reference series are not linked")
+        labels = np.asarray(prediction_label_volume(job=job))[zs]
+        titles = {
+            lab.value: lab.name for lab in Label.objects.filter(label_set=job.model.label_set)
+        }
+        seg = segmentation_for(
+            sources=sources, labels=labels, titles=titles, model_name=job.model.name
+        )
+        objects = [seg] if seg is not None else []
+        for destination in destinations():
+            for ds in objects:
+                _store(ds, destination)
+    except Exception as exc:  # noqa: BLE001 - retried with back-off, the reason shown
+        attempts = study.send_attempts + 1
+        wait = BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1]
+        ReceivedStudy.objects.filter(pk=study.pk).update(
+            send_attempts=attempts,
+            next_send_at=timezone.now() + timedelta(seconds=wait),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+    else:
+        ReceivedStudy.objects.filter(pk=study.pk).update(
+            state=ReceivedStudy.State.SENT, sent_at=timezone.now(), error=""
+        )
+    study.refresh_from_db()
+    return study
