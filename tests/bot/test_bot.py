@@ -154,3 +154,25 @@ def test_russian_replies(run_bot, telegram, link_chat, clinician):
     telegram.wait_for(CHAT, lambda t: "Фотографию нельзя" in t)
     telegram.send_text(CHAT, "/cases")
     telegram.wait_for(CHAT, lambda t: "Исследований пока нет" in t)
+
+
+def test_a_zip_bomb_and_a_mixed_series_get_the_platforms_own_answer(
+    run_bot, telegram, link_chat, clinician, registered_model
+):
+    from tests.cases.test_upload_api import _mixed_shapes
+    from tests.cases.upload_fixtures import zip_bytes
+
+    registered_model()
+    run_bot()
+    link_chat(CHAT, clinician)
+    telegram.send_document(CHAT, "bomb.zip", zip_bytes({"big.dcm": b"\0" * (6 * 1024 * 1024)}))
+    bomb = telegram.wait_for(CHAT, lambda t: "refused by Stroke AID" in t)
+    mixed = zip_bytes({f.name: f.read() for f in _mixed_shapes()})
+    telegram.send_document(CHAT, "mixed.zip", mixed)
+    telegram.wait_until(
+        lambda: sum("refused by Stroke AID" in t for t in telegram.texts(CHAT)) == 2
+    )
+    answers = [t for t in telegram.texts(CHAT) if "refused by Stroke AID" in t]
+    assert bomb in answers and "compress" in bomb.lower()
+    assert "sizes" in answers[1].lower() or "rows/columns" in answers[1].lower()
+    assert not Series.objects.exists()
