@@ -14,13 +14,11 @@ runs alternate, median of --repeats each; JSON on stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -134,8 +132,7 @@ def main() -> None:
         )
         telegram = FakeTelegram()
         telegram.start()
-        loop = asyncio.new_event_loop()
-        stop = asyncio.Event()
+        stop_bot = None
         try:
             wait_http(port, "/healthz")
             bot = StrokeAidBot(
@@ -148,23 +145,7 @@ def main() -> None:
                     poll_seconds=POLL,
                 )
             )
-            app = bot.build()
-            started = threading.Event()
-
-            async def run_bot() -> None:
-                await app.initialize()
-                await app.start()
-                assert app.updater is not None
-                await app.updater.start_polling(poll_interval=0.0, timeout=1)
-                started.set()
-                await stop.wait()
-                await app.updater.stop()
-                await app.stop()
-                await app.shutdown()
-
-            thread = threading.Thread(target=lambda: loop.run_until_complete(run_bot()))
-            thread.start()
-            started.wait(30)
+            stop_bot = bot.start_in_thread()
             import httpx
 
             code = httpx.post(
@@ -187,7 +168,8 @@ def main() -> None:
                 )
                 via_bot.append(time.perf_counter() - t0)
         finally:
-            loop.call_soon_threadsafe(stop.set)
+            if stop_bot is not None:
+                stop_bot()
             server.terminate()
             server.wait(30)
             telegram.stop()

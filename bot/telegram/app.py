@@ -17,8 +17,10 @@ import contextlib
 import logging
 import re
 import secrets
+import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +113,36 @@ class StrokeAidBot:
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.start))
         app.add_error_handler(self._error)
         return app
+
+    def start_in_thread(self, *, poll_timeout: int = 1) -> Callable[[], None]:
+        """Runs the bot in a thread with its own event loop (tests, benchmarks, embedding);
+        returns the function that stops it (polling ends, running handlers finish)."""
+        app = self.build()
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+        started = threading.Event()
+
+        async def main() -> None:
+            await app.initialize()
+            await app.start()
+            assert app.updater is not None
+            await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
+            started.set()
+            await stop.wait()
+            await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+
+        thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+        thread.start()
+        if not started.wait(30):
+            raise RuntimeError("the bot did not start")
+
+        def _stop() -> None:
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(60)
+
+        return _stop
 
     async def _shutdown(self, app: Any) -> None:
         await self.platform.close()

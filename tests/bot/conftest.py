@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,31 +37,7 @@ def run_bot(live_server: Any, telegram: FakeTelegram) -> Iterator[Callable[..., 
             **overrides,
         )
         bot = StrokeAidBot(config)
-        app = bot.build()
-        started = threading.Event()
-        loop = asyncio.new_event_loop()
-        stop = asyncio.Event()
-
-        async def main() -> None:
-            await app.initialize()
-            await app.start()
-            assert app.updater is not None
-            await app.updater.start_polling(poll_interval=0.0, timeout=1)
-            started.set()
-            await stop.wait()
-            await app.updater.stop()
-            await app.stop()
-            await app.shutdown()
-
-        thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-        thread.start()
-        assert started.wait(20), "the bot did not start"
-
-        def _stop() -> None:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(30)
-
-        stops.append(_stop)
+        stops.append(bot.start_in_thread())
         return bot
 
     yield _run

@@ -89,30 +89,13 @@ def registered_model(data_manager: Any) -> Callable[..., ModelVersion]:
     def _register(
         *, activate: bool = True, name: str = "tiny", unusable_reason: str = ""
     ) -> ModelVersion:
-        from cases.models import Label, LabelSet
-
-        label_set = LabelSet.objects.get(is_active=True)
-        labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
-        spec = ModelSpec(
-            label_values=tuple(lab.value for lab in labels),
-            label_names=tuple(lab.name for lab in labels),
-            encoder="mobilenet_v2",
-            encoder_depth=3,
-            decoder_channels=(32, 16, 8),
+        return tiny_model_register(
+            name,
+            dataset=None,
+            user=data_manager,
+            activate=activate,
+            unusable_reason=unusable_reason,
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = save_checkpoint(
-                Path(tmp) / "w.pt", model=build_from_spec(spec), spec=spec, epoch=0
-            )
-            return model_version_register(
-                name=name,
-                checkpoint_file=path,
-                spec=spec.to_dict(),
-                label_set=label_set,
-                activate=activate,
-                user=data_manager,
-                unusable_reason=unusable_reason,
-            )
 
     return _register
 
@@ -157,7 +140,10 @@ def store_prediction() -> Callable[..., Any]:
     return _store
 
 
-def _register_with_dataset(name: str, *, dataset: Any, user: Any, activate: bool) -> ModelVersion:
+def tiny_model_register(
+    name: str, *, dataset: Any, user: Any, activate: bool, unusable_reason: str = ""
+) -> ModelVersion:
+    """A real (untrained) checkpoint of the tiny U-Net, registered through the registry."""
     label_set = LabelSet.objects.get(is_active=True)
     labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
     spec = ModelSpec(
@@ -177,6 +163,7 @@ def _register_with_dataset(name: str, *, dataset: Any, user: Any, activate: bool
             dataset=dataset,
             user=user,
             activate=activate,
+            unusable_reason=unusable_reason,
         )
 
 
@@ -189,8 +176,8 @@ def two_models(make_phantom_case, data_manager, store_prediction):
         for seed, etiology in enumerate(["cardioembolic", "lacunar"] * 4, start=30):
             make_phantom_case(etiology, seed=seed)
         snapshot = dataset_snapshot_create(user=data_manager, fractions=(0.5, 0.25, 0.25))
-        active = _register_with_dataset("active", dataset=None, user=data_manager, activate=True)
-        candidate = _register_with_dataset(
+        active = tiny_model_register("active", dataset=None, user=data_manager, activate=True)
+        candidate = tiny_model_register(
             "candidate", dataset=snapshot, user=data_manager, activate=True
         )
         test_items = list(DatasetItem.objects.filter(snapshot=snapshot, split="test"))
