@@ -289,16 +289,20 @@ class StrokeAidBot:
                 for case in rows:
                     predictions = await self.platform.predictions(chat, lang, int(case["id"]))
                     lines.append(f"{case['code']}: {self._result_line(predictions, labels)}")
-            except PlatformDown:
-                await self._reply(update, _("Stroke AID is not answering. Try again later."))
-                return
-            except PlatformError as exc:
-                await self._reply(update, exc.message)
+            except (PlatformDown, PlatformError) as exc:
+                await self._say_failure(update, exc)
                 return
             await self._reply(
                 update,
                 "\n".join([_("Your last studies:"), *lines]) if lines else _("No study yet."),
             )
+
+    async def _say_failure(self, update: Update, exc: PlatformDown | PlatformError) -> None:
+        """The platform refused (its own message) or did not answer (try again later)."""
+        if isinstance(exc, PlatformError):
+            await self._reply(update, exc.message)
+        else:
+            await self._reply(update, _("Stroke AID is not answering. Try again later."))
 
     def _result_line(self, predictions: list[dict[str, Any]], labels: dict[str, Any]) -> str:
         if not predictions:
@@ -333,11 +337,8 @@ class StrokeAidBot:
                 case = match[0]
                 predictions = await self.platform.predictions(chat, lang, int(case["id"]))
                 labels = await self.platform.labels(chat, lang)
-            except PlatformDown:
-                await self._reply(update, _("Stroke AID is not answering. Try again later."))
-                return
-            except PlatformError as exc:
-                await self._reply(update, exc.message)
+            except (PlatformDown, PlatformError) as exc:
+                await self._say_failure(update, exc)
                 return
             await self._reply(
                 update,

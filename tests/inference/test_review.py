@@ -3,18 +3,14 @@ model review pages on a registered model's real predictions, accept/flag, permis
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from annotation.models import Annotation, AnnotationRevision
-from cases.models import Label, LabelSet, Series
-from inference.ml.networks import ModelSpec, build_from_spec, save_checkpoint
+from cases.models import Label, Series
 from inference.services.dataset import dataset_snapshot_create
-from inference.services.registry import model_version_register
 from inference.services.review import (
     AGREE,
     ANNOTATOR_ONLY,
@@ -24,6 +20,7 @@ from inference.services.review import (
     case_numbers,
     difference_classes,
 )
+from tests.inference.conftest import tiny_model_register
 
 LABELS = {1: "atherothrombotic", 2: "cardioembolic"}
 
@@ -156,25 +153,7 @@ def test_model_review_page(
     for seed, etiology in enumerate(["cardioembolic", "lacunar"] * 4, start=10):
         make_phantom_case(etiology, seed=seed)
     snapshot = dataset_snapshot_create(user=data_manager, fractions=(0.5, 0.25, 0.25))
-    label_set = LabelSet.objects.get(is_active=True)
-    labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
-    spec = ModelSpec(
-        label_values=tuple(lab.value for lab in labels),
-        label_names=tuple(lab.name for lab in labels),
-        encoder="mobilenet_v2",
-        encoder_depth=3,
-        decoder_channels=(32, 16, 8),
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = save_checkpoint(Path(tmp) / "w.pt", model=build_from_spec(spec), spec=spec, epoch=0)
-        model = model_version_register(
-            name="phantom-run",
-            checkpoint_file=path,
-            spec=spec.to_dict(),
-            label_set=label_set,
-            dataset=snapshot,
-            user=data_manager,
-        )
+    model = tiny_model_register("phantom-run", dataset=snapshot, user=data_manager, activate=False)
     client.force_login(reviewer)
     page = client.get(f"/models/{model.pk}/review/")
     assert page.status_code == 200 and b'id="evaluate"' in page.content
