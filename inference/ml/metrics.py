@@ -14,7 +14,7 @@ Conventions (chosen so that review pages never show NaN):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -427,3 +427,38 @@ def calibration(
             ece += count / n * gap
             mce = max(mce, gap)
     return Calibration(bins=bins, ece=float(ece), mce=float(mce))
+
+
+# --------------------------------------------------------------------------- intervals
+
+#: Bootstrap resamples of an interval (percentile method).
+BOOTSTRAP_DRAWS = 1000
+
+
+def bootstrap_interval(
+    statistic: Callable[[IntArray], float],
+    n: int,
+    *,
+    draws: int = BOOTSTRAP_DRAWS,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of a statistic over ``n`` cases.
+
+    ``statistic`` receives the case indices of one resample (drawn with replacement) and
+    returns the statistic on those cases, so a pooled figure (a Dice of summed voxel
+    counts, a macro-F1) is resampled the way it is computed. ``None`` with fewer than two
+    cases, where no interval exists.
+    """
+    if n < 2:
+        return None
+    rng = rng if rng is not None else np.random.default_rng(0)
+    values = np.fromiter(
+        (statistic(rng.integers(0, n, size=n)) for _ in range(draws)), np.float64, draws
+    )
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(values, [tail, 100.0 - tail])
+    return float(lo), float(hi)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -19,6 +20,7 @@ from inference.ml.losses import SegmentationLoss, class_weights_from_counts, lab
 from inference.ml.metrics import (
     LesionDetection,
     OverlapCounts,
+    bootstrap_interval,
     classification_report,
     lesion_detection,
     overlap_counts,
@@ -305,11 +307,19 @@ def evaluate(
     Dice and lesion counts are pooled over all cases (a global Dice per label is stable
     with few cases); case-level etiology uses each case's ``etiology`` when set, else the
     label with most voxels in its reference mask.
+
+    Each headline figure (``dice_mean``, ``lesion_dice``, ``lesion_f1``, ``case_macro_f1``,
+    ``case_accuracy``) also gets a 95 % case-bootstrap interval as ``<name>_lo`` and
+    ``<name>_hi`` (resampling cases and pooling again, as the figure itself is computed),
+    with the number of cases it rests on in ``n_cases`` / ``n_etiology_cases``: with a
+    handful of validation cases the interval is what tells a reader how little one
+    number means.
     """
     labels = list(spec.label_values)
-    pooled = {lab: OverlapCounts(0, 0, 0) for lab in labels}
-    detection = LesionDetection(0, 0, 0, 0)
-    foreground = OverlapCounts(0, 0, 0)
+    # Per case: voxel counts (tp, fp, fn) per label and for any lesion, detection counts.
+    per_label: list[list[tuple[int, int, int]]] = []
+    per_fg: list[tuple[int, int, int]] = []
+    per_detection: list[tuple[int, int, int, int]] = []
     truths: list[int] = []
     preds: list[int | None] = []
     shares: list[float] = []
@@ -319,12 +329,12 @@ def evaluate(
         out = predictor.predict(case.volumes, case.spacing)
         if out.brain_volume_ml:
             shares.append(out.total_lesion_volume_ml / out.brain_volume_ml)
-        foreground = foreground + overlap_counts(out.label_volume != 0, case.mask != 0, [1])[1]
-        for lab, counts in overlap_counts(out.label_volume, case.mask, labels).items():
-            pooled[lab] = pooled[lab] + counts
-        detection = detection + lesion_detection(
-            out.label_volume, case.mask, connectivity=predictor.connectivity
-        )
+        fg = overlap_counts(out.label_volume != 0, case.mask != 0, [1])[1]
+        per_fg.append((fg.tp, fg.fp, fg.fn))
+        counts = overlap_counts(out.label_volume, case.mask, labels)
+        per_label.append([(counts[lab].tp, counts[lab].fp, counts[lab].fn) for lab in labels])
+        det = lesion_detection(out.label_volume, case.mask, connectivity=predictor.connectivity)
+        per_detection.append((det.n_pred, det.n_ref, det.tp_pred, det.detected_ref))
         truth = case.etiology
         if truth is None:
             counts_per_label = np.bincount(case.mask.ravel(), minlength=256)[labels]
@@ -332,17 +342,56 @@ def evaluate(
         if truth is not None:
             truths.append(truth)
             preds.append(out.etiology)
-    metrics = {f"dice_{lab}": pooled[lab].dice for lab in labels}
-    # Mean over labels present in reference or prediction: an absent label's "1.0" would
-    # inflate the score of a model that merely predicts nothing.
-    seen = [c.dice for c in pooled.values() if c.tp + c.fp + c.fn > 0]
-    metrics["dice_mean"] = float(np.mean(seen)) if seen else 1.0
+    label_counts_ = np.asarray(per_label, dtype=np.int64).reshape(-1, len(labels), 3)
+    fg_counts = np.asarray(per_fg, dtype=np.int64).reshape(-1, 3)
+    det_counts = np.asarray(per_detection, dtype=np.int64).reshape(-1, 4)
+
+    def dice_mean(idx: npt.NDArray[np.int64]) -> float:
+        tp, fp, fn = label_counts_[idx].sum(axis=0).T
+        seen = tp + fp + fn > 0
+        # Mean over labels present in reference or prediction: an absent label's "1.0"
+        # would inflate the score of a model that merely predicts nothing.
+        return (
+            float(np.mean(2 * tp[seen] / (2 * tp[seen] + fp[seen] + fn[seen])))
+            if seen.any()
+            else 1.0
+        )
+
+    def lesion_dice(idx: npt.NDArray[np.int64]) -> float:
+        return OverlapCounts(*(int(v) for v in fg_counts[idx].sum(axis=0))).dice
+
+    def detection(idx: npt.NDArray[np.int64]) -> LesionDetection:
+        return LesionDetection(*(int(v) for v in det_counts[idx].sum(axis=0)))
+
+    def macro_f1(idx: npt.NDArray[np.int64]) -> float:
+        return classification_report(
+            [truths[i] for i in idx], [preds[i] for i in idx], labels
+        ).macro_f1
+
+    def accuracy(idx: npt.NDArray[np.int64]) -> float:
+        return float(np.mean([truths[i] == preds[i] for i in idx]))
+
+    everyone = np.arange(len(per_fg))
+    pooled = label_counts_.sum(axis=0)
+    metrics = {
+        f"dice_{lab}": OverlapCounts(*(int(v) for v in pooled[i])).dice
+        for i, lab in enumerate(labels)
+    }
+    metrics["dice_mean"] = dice_mean(everyone)
     # Label-agnostic lesion Dice: segmentation quality on its own (with the predictor's
     # default case-level relabelling, the per-label Dice also reflects the case etiology).
-    metrics["lesion_dice"] = foreground.dice
-    metrics["lesion_f1"] = detection.f1
-    metrics["lesion_precision"] = detection.precision
-    metrics["lesion_recall"] = detection.recall
+    metrics["lesion_dice"] = lesion_dice(everyone)
+    found = detection(everyone)
+    metrics["lesion_f1"] = found.f1
+    metrics["lesion_precision"] = found.precision
+    metrics["lesion_recall"] = found.recall
+    metrics["n_cases"] = float(len(everyone))
+    rng = np.random.default_rng(0)
+    figures: dict[str, tuple[Callable[[npt.NDArray[np.int64]], float], int]] = {
+        "dice_mean": (dice_mean, len(everyone)),
+        "lesion_dice": (lesion_dice, len(everyone)),
+        "lesion_f1": (lambda idx: detection(idx).f1, len(everyone)),
+    }
     if shares:
         # The sanity rule's input: a model that calls much of the brain lesion is unusable.
         metrics["lesion_brain_share_max"] = float(max(shares))
@@ -350,6 +399,13 @@ def evaluate(
         report = classification_report(truths, preds, labels)
         metrics["case_accuracy"] = report.accuracy
         metrics["case_macro_f1"] = report.macro_f1
+        metrics["n_etiology_cases"] = float(len(truths))
+        figures["case_macro_f1"] = (macro_f1, len(truths))
+        figures["case_accuracy"] = (accuracy, len(truths))
+    for name, (statistic, n) in figures.items():
+        interval = bootstrap_interval(statistic, n, rng=rng)
+        if interval is not None:
+            metrics[f"{name}_lo"], metrics[f"{name}_hi"] = interval
     return metrics
 
 

@@ -10,16 +10,11 @@ import numpy as np
 
 from inference.ml import metrics
 
-_BOOTSTRAP = 1000
-
 
 def _interval(values: list[float], rng: np.random.Generator) -> list[float] | None:
-    if len(values) < 2:
-        return None
     data = np.asarray(values, dtype=np.float64)
-    draws = data[rng.integers(0, len(data), size=(_BOOTSTRAP, len(data)))].mean(axis=1)
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return [round(float(lo), 4), round(float(hi), 4)]
+    interval = metrics.bootstrap_interval(lambda idx: float(data[idx].mean()), len(data), rng=rng)
+    return None if interval is None else [round(v, 4) for v in interval]
 
 
 def _macro_f1(pairs: list[tuple[str, str | None]], names: list[str]) -> float | None:
@@ -34,16 +29,10 @@ def _macro_f1(pairs: list[tuple[str, str | None]], names: list[str]) -> float | 
 def _f1_interval(
     pairs: list[tuple[str, str | None]], names: list[str], rng: np.random.Generator
 ) -> list[float] | None:
-    if len(pairs) < 2:
-        return None
-    scores = []
-    for _ in range(_BOOTSTRAP // 4):  # classification reports are slower than a mean
-        sample = [pairs[i] for i in rng.integers(0, len(pairs), size=len(pairs))]
-        score = _macro_f1(sample, names)
-        if score is not None:
-            scores.append(score)
-    lo, hi = np.percentile(scores, [2.5, 97.5])
-    return [round(float(lo), 4), round(float(hi), 4)]
+    interval = metrics.bootstrap_interval(
+        lambda idx: _macro_f1([pairs[i] for i in idx], names) or 0.0, len(pairs), rng=rng
+    )
+    return None if interval is None else [round(v, 4) for v in interval]
 
 
 def summary_of(rows: list[dict[str, Any]], names: list[str], *, seed: int = 0) -> dict[str, Any]:

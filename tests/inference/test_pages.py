@@ -263,3 +263,25 @@ def test_metric_rows_mark_absent_labels_and_leave_them_out_of_means() -> None:
     assert out["mean"]["n"] == 2
     assert out["mean"]["dice"] == pytest.approx(0.4) and out["mean"]["f1"] == pytest.approx(0.4)
     assert _metric_rows(None, labels) == {"rows": [], "mean": None}
+
+
+def test_models_page_shows_each_registry_figure_with_its_interval_and_cases(
+    client: Any, registered_model: Any, reviewer: Any
+) -> None:
+    model = registered_model()
+    model.metrics = {
+        "lesion_dice": 0.81,
+        "lesion_dice_lo": 0.62,
+        "lesion_dice_hi": 0.9,
+        "lesion_f1": 0.7,  # no interval stored (an older model): the figure alone
+        "n_val": 4,
+    }
+    model.save(update_fields=["metrics"])
+    client.force_login(reviewer)
+    html = client.get("/models/").content.decode()
+    row = html[html.index(f'data-model="{model.pk}"') :]
+    cell = row[row.index('class="metric-lesion_dice"') :]
+    assert cell.index("0.810") < cell.index("(0.62–0.90)") < cell.index("</td>")
+    f1 = row[row.index('class="metric-lesion_f1"') :]
+    assert "0.700</td>" in f1 and "metric-interval" not in f1[: f1.index("</td>")]
+    assert "model-few-cases" in row  # four validation cases are flagged

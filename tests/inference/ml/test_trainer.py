@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +16,7 @@ from inference.ml.predictor import Predictor
 from inference.ml.trainer import (
     EpochReport,
     TrainConfig,
+    evaluate,
     make_scheduler,
     spec_from_config,
     train,
@@ -23,7 +26,7 @@ from inference.ml.transforms import (
     AugmentConfig,
 )
 
-from .helpers import LABELS, NAMES, make_cases, synthetic_case, tiny_spec_for
+from .helpers import LABELS, NAMES, make_cases, synthetic_case, tiny_spec, tiny_spec_for
 
 
 def test_real_short_training_gives_a_loadable_checkpoint_and_prediction(tmp_path: Path) -> None:
@@ -201,3 +204,49 @@ def test_the_step_budget_outlasts_a_small_epoch_count() -> None:
     rushed = TrainConfig(epochs=1, min_steps=10_000, max_minutes=1e-4, batch_size=4, device="cpu")
     cut = train(train_cases=cases[:3], val_cases=[], spec=tiny_spec_for(rushed), config=rushed)
     assert cut.budget_exhausted and cut.undertrained and cut.steps < 10_000
+
+
+class _ReplayPredictor:
+    """Answers each case with a given label volume: evaluation's arithmetic on known
+    outputs, without a network in the way."""
+
+    connectivity = 26
+
+    def __init__(self, answers: dict[int, tuple[np.ndarray, int | None]]) -> None:
+        self.answers = answers
+
+    def predict(self, volumes: dict[str, np.ndarray], spacing: object) -> SimpleNamespace:
+        label_volume, etiology = self.answers[id(volumes)]
+        return SimpleNamespace(
+            label_volume=label_volume,
+            etiology=etiology,
+            brain_volume_ml=1000.0,
+            total_lesion_volume_ml=float(np.count_nonzero(label_volume)) / 1000.0,
+        )
+
+
+def test_evaluation_gives_each_headline_figure_a_case_bootstrap_interval() -> None:
+    cases = [synthetic_case(f"c{i}", LABELS[i % 2], seed=i, shape=(6, 48, 48)) for i in range(6)]
+    answers: dict[int, tuple[np.ndarray, int | None]] = {}
+    for i, case in enumerate(cases):
+        assert case.mask is not None
+        # Three cases found perfectly with the right etiology, three missed entirely.
+        found = i < 3
+        answers[id(case.volumes)] = (
+            case.mask.copy() if found else np.zeros_like(case.mask),
+            case.etiology if found else LABELS[4],
+        )
+    metrics = evaluate(_ReplayPredictor(answers), cases, tiny_spec())  # type: ignore[arg-type]
+    assert metrics["n_cases"] == 6 and metrics["n_etiology_cases"] == 6
+    assert metrics["case_accuracy"] == pytest.approx(0.5)
+    for name in ("dice_mean", "lesion_dice", "lesion_f1", "case_macro_f1", "case_accuracy"):
+        lo, hi = metrics[f"{name}_lo"], metrics[f"{name}_hi"]
+        assert 0.0 <= lo <= metrics[name] <= hi <= 1.0, name
+        assert hi - lo > 0.2, name  # half the cases wrong among six: a wide interval
+    # Every case right: nothing to resample but perfection.
+    perfect = {id(c.volumes): (c.mask.copy(), c.etiology) for c in cases if c.mask is not None}
+    exact = evaluate(_ReplayPredictor(perfect), cases, tiny_spec())  # type: ignore[arg-type]
+    assert exact["lesion_dice_lo"] == exact["lesion_dice_hi"] == 1.0
+    # One validation case: a figure but no interval.
+    single = evaluate(_ReplayPredictor(perfect), cases[:1], tiny_spec())  # type: ignore[arg-type]
+    assert single["lesion_dice"] == 1.0 and "lesion_dice_lo" not in single
