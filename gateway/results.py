@@ -175,6 +175,125 @@ def segmentation_for(
     )
 
 
+# --- the SR (TID 1500) ------------------------------------------------------------------------
+#: Private codes (a "99" scheme, as PS3.16 allows) where no standard concept fits.
+SCHEME = "99STROKEAID"
+ETIOLOGY = hd.sr.CodedConcept("ETIOLOGY", SCHEME, "Ischemic stroke etiology (AI)")
+LESION_COUNT = hd.sr.CodedConcept("LESIONS", SCHEME, "Number of ischemic lesions")
+LESION_VOLUME = hd.sr.CodedConcept("LESIONVOL", SCHEME, "Total ischemic lesion volume")
+CONFIDENCE = hd.sr.CodedConcept("CONFIDENCE", SCHEME, "Confidence of the etiology")
+MILLILITER = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
+NO_UNITS = hd.sr.CodedConcept("1", "UCUM", "no units")
+
+
+def _algorithm(model_name: str) -> hd.sr.AlgorithmIdentification:
+    return hd.sr.AlgorithmIdentification(name="Stroke AID", version=model_name[:64] or "0")
+
+
+def report_for(
+    *,
+    sources: list[Dataset],
+    seg: hd.seg.Segmentation | None,
+    labels: npt.NDArray[np.uint8],
+    spacing: tuple[float, float, float],
+    titles: dict[int, str],
+    etiology: str | None,
+    confidence: float | None,
+    model_name: str,
+) -> hd.sr.Comprehensive3DSR:
+    """A TID 1500 measurement report of a prediction on ``sources`` (the original instances).
+
+    One volumetric group per etiology label present, referencing that label's segment of
+    ``seg`` (its volume in ml), and one image-level group with the total lesion volume, the
+    number of lesions (3-D connected components) and the predicted etiology as a coded
+    finding (private codes, the label's name as meaning) with its confidence in percent.
+    """
+    from inference.ml.metrics import connected_components, voxel_volume_ml
+
+    algorithm = _algorithm(model_name)
+    voxel_ml = voxel_volume_ml(spacing)
+    groups: list[Any] = []
+    if seg is not None:
+        for item in seg.SegmentSequence:
+            value = next(v for v, t in titles.items() if item.SegmentLabel.endswith(f", {t}"))
+            groups.append(
+                hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=hd.UID(), identifier=str(item.SegmentLabel)
+                    ),
+                    referenced_segment=hd.sr.ReferencedSegment.from_segmentation(
+                        seg, segment_number=int(item.SegmentNumber)
+                    ),
+                    finding_type=INFARCT,
+                    algorithm_id=algorithm,
+                    measurements=[
+                        hd.sr.Measurement(
+                            name=codes.SCT.Volume,
+                            value=round(int(np.count_nonzero(labels == value)) * voxel_ml, 4),
+                            unit=MILLILITER,
+                            algorithm_id=algorithm,
+                        )
+                    ],
+                )
+            )
+    _components, count = connected_components(labels != 0)
+    measurements = [
+        hd.sr.Measurement(
+            name=LESION_VOLUME,
+            value=round(int(np.count_nonzero(labels)) * voxel_ml, 4),
+            unit=MILLILITER,
+            algorithm_id=algorithm,
+        ),
+        hd.sr.Measurement(name=LESION_COUNT, value=count, unit=NO_UNITS, algorithm_id=algorithm),
+    ]
+    evaluations = []
+    if etiology:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(
+                name=ETIOLOGY, value=hd.sr.CodedConcept(etiology.upper()[:16], SCHEME, etiology)
+            )
+        )
+        if confidence is not None:
+            measurements.append(
+                hd.sr.Measurement(
+                    name=CONFIDENCE,
+                    value=round(100.0 * float(confidence), 1),
+                    unit=codes.UCUM.Percent,
+                    algorithm_id=algorithm,
+                )
+            )
+    groups.append(
+        hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="Case"),
+            finding_type=codes.SCT.CerebrovascularAccidentOrStroke,
+            algorithm_id=algorithm,
+            measurements=measurements,
+            qualitative_evaluations=evaluations or None,
+        )
+    )
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="Stroke AID", model_name=model_name[:64] or None
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=device),
+        procedure_reported=codes.LN.BrainMRI,
+        imaging_measurements=groups,
+    )
+    return hd.sr.Comprehensive3DSR(
+        evidence=[*sources, *([seg] if seg is not None else [])],
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=9902,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="Stroke AID",
+        series_description="Stroke AID report (AI, not a diagnosis)",
+    )
+
+
 def _store(ds: Dataset, destination: Destination) -> None:
     from pynetdicom import AE
 

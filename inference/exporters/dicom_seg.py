@@ -146,11 +146,19 @@ def source_datasets(series: Series, case: ExportCase) -> list[Dataset]:
         ds.SeriesNumber = 1 + KINDS.index(series.kind) if series.kind in KINDS else 9
         ds.SeriesDescription = series.kind
         ds.InstanceNumber = z + 1
-        ds.ImageType = ["DERIVED", "SECONDARY"]
+        # Value 3 of an MR image's type is from a defined list (PS3.3 C.8.3.1.1.1).
+        ds.ImageType = [
+            "DERIVED",
+            "SECONDARY",
+            "DIFFUSION MAP" if series.kind == "ADC" else "OTHER",
+        ]
+        ds.Laterality = ""  # type 2C: the brain is not a paired organ, so empty
+        ds.PositionReferenceIndicator = ""  # type 2: no landmark is known for the grid
         ds.ScanningSequence = "RM"
         ds.SequenceVariant = "NONE"
         ds.ScanOptions = ""
         ds.MRAcquisitionType = "2D"
+        ds.RepetitionTime = None  # type 2C (sequence not "EP"/"SK"): present, unknown
         ds.EchoTime = None
         ds.EchoTrainLength = None
         ds.PatientPosition = "HFS"

@@ -21,6 +21,7 @@ from annotation.models import Annotation
 from cases import storage
 from cases.models import Series
 from inference.models import ExportJob
+from tests.dciodvfy import dciodvfy_errors
 
 
 def _export(client: Any, capture: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -234,6 +235,14 @@ def test_dicom_seg_export_reads_back(
             )
             assert np.array_equal(pixels > 0, mask == value)
         assert set(by_uid)  # referenced instances exist in the zip
+        # Every object written passes the IOD validator without an error.
+        assert dciodvfy_errors(archive.read(f"{stem}/SEG/seg.dcm")) == []
+        assert (
+            dciodvfy_errors(
+                archive.read(next(n for n in names if n.startswith(f"{stem}/{series.kind}/")))
+            )
+            == []
+        )
     # SEG bytes are deterministic: export again and compare.
     again = _zip(
         client,
