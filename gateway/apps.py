@@ -12,3 +12,9 @@ class GatewayConfig(AppConfig):
         from strokeaid_site.navigation import register_nav_item
 
         register_nav_item(_("PACS"), "gateway:studies", roles={DATA_MANAGER}, order=80)
+
+        from cases.panels import register_case_panel
+
+        from .views import case_panel_context
+
+        register_case_panel("gateway/_case_panel.html", case_panel_context, order=15)

@@ -48,6 +48,8 @@ class ReceivedStudy(models.Model):
     send_attempts = models.PositiveIntegerField(_("send attempts"), default=0)
     next_send_at = models.DateTimeField(_("next send attempt"), null=True, blank=True)
     sent_at = models.DateTimeField(_("results sent"), null=True, blank=True)
+    # Destinations (by name) that already hold this study's results: a retry skips them.
+    delivered_to = models.JSONField(_("delivered to"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("received study")
@@ -56,3 +58,22 @@ class ReceivedStudy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.calling_ae} {self.study_key[:8]} ({self.state})"
+
+
+class DestinationStatus(models.Model):
+    """The last result of sending to one configured destination (an ``AE@host:port`` or a
+    DICOMweb URL), for the PACS page."""
+
+    name = models.CharField(_("destination"), max_length=255, unique=True)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
+    last_ok_at = models.DateTimeField(_("last delivery"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    delivered = models.PositiveIntegerField(_("objects delivered"), default=0)
+
+    class Meta:
+        verbose_name = _("destination status")
+        verbose_name_plural = _("destination statuses")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,5 +1,5 @@
-"""Results back to the PACS: a DICOM SEG of the predicted lesions that references the study
-as the PACS knows it.
+"""Results back to the PACS: a DICOM SEG of the predicted lesions and a DICOM SR (TID 1500
+measurement report) that reference the study as the PACS knows it.
 
 Cases hold only de-identified copies (re-mapped UIDs, no patient module). For studies the
 gateway received, the original headers (no pixels) are kept in a *linkage*: encrypted with
@@ -9,8 +9,11 @@ beside the other files, read only by the listener's sending loop and deleted aft
 
 The SEG is built with highdicom on the original source instances: one segment per etiology
 label present, "Infarct" with the etiology in the segment label, the algorithm named with the
-model. It goes by C-STORE to every ``AE@host:port`` in ``STROKEAID_DICOM_DESTINATIONS``; a
-failed send is retried with back-off and shows on the PACS page.
+model. The SR holds the lesion volume per label (each group referencing its SEG segment), the
+total volume, the lesion count and the predicted etiology with its confidence. Both go to
+every destination in ``STROKEAID_DICOM_DESTINATIONS``: ``AE@host:port`` by C-STORE, a
+DICOMweb base URL by STOW-RS. A failed send is retried with back-off (destinations that hold
+the results already are skipped) and shows on the PACS page and the case page.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pydicom.sr.codedict import codes
 from cases import storage
 from cases.models import Label, Series
 from cases.services.deid import uid_remap
-from gateway.models import ReceivedStudy
+from gateway.models import DestinationStatus, ReceivedStudy
 from strokeaid_site.conf import app_settings
 
 INFARCT = hd.sr.CodedConcept("55641003", "SCT", "Infarct")
@@ -46,21 +49,29 @@ BACKOFF_SECONDS = (5, 15, 60, 300, 900)
 
 @dataclass(frozen=True)
 class Destination:
-    ae_title: str
-    host: str
-    port: int
+    """Where results go: a DICOM node (C-STORE) or a DICOMweb server (STOW-RS)."""
+
+    name: str
+    ae_title: str = ""
+    host: str = ""
+    port: int = 0
+    url: str = ""
 
 
 def destinations() -> list[Destination]:
-    """``STROKEAID_DICOM_DESTINATIONS``: ``AE@host:port`` entries, comma-separated."""
+    """``STROKEAID_DICOM_DESTINATIONS``, comma-separated: ``AE@host:port`` for a DICOM node,
+    or the base URL of a DICOMweb service (``https://pacs.example/dicom-web``)."""
     out = []
     for entry in str(app_settings.DICOM_DESTINATIONS or "").split(","):
         entry = entry.strip()
         if not entry:
             continue
+        if entry.startswith(("http://", "https://")):
+            out.append(Destination(name=entry, url=entry.rstrip("/")))
+            continue
         ae, _, address = entry.partition("@")
         host, _, port = address.rpartition(":")
-        out.append(Destination(ae_title=ae.strip(), host=host.strip(), port=int(port)))
+        out.append(Destination(name=entry, ae_title=ae.strip(), host=host.strip(), port=int(port)))
     return out
 
 
@@ -221,8 +232,13 @@ def report_for(
                     tracking_identifier=hd.sr.TrackingIdentifier(
                         uid=hd.UID(), identifier=str(item.SegmentLabel)
                     ),
-                    referenced_segment=hd.sr.ReferencedSegment.from_segmentation(
-                        seg, segment_number=int(item.SegmentNumber)
+                    referenced_segment=hd.sr.ReferencedSegment(
+                        sop_class_uid=str(seg.SOPClassUID),
+                        sop_instance_uid=str(seg.SOPInstanceUID),
+                        segment_number=int(item.SegmentNumber),
+                        source_series=hd.sr.SourceSeriesForSegmentation(
+                            str(sources[0].SeriesInstanceUID)
+                        ),
                     ),
                     finding_type=INFARCT,
                     algorithm_id=algorithm,
@@ -294,20 +310,42 @@ def report_for(
     )
 
 
-def _store(ds: Dataset, destination: Destination) -> None:
+def _store(objects: list[Dataset], destination: Destination) -> None:
+    """Sends ``objects`` to one destination in one association (or one STOW-RS request)."""
+    if destination.url:
+        from dicomweb_client.api import DICOMwebClient
+
+        client = DICOMwebClient(url=destination.url)
+        client.set_http_retry_params(retry=False)
+        client.store_instances(datasets=objects)
+        return
     from pynetdicom import AE
 
     scu = AE(ae_title=str(app_settings.DICOM_AE_TITLE))
-    scu.add_requested_context(ds.SOPClassUID)
+    for sop_class in {str(ds.SOPClassUID) for ds in objects}:
+        scu.add_requested_context(sop_class)
     assoc = scu.associate(destination.host, destination.port, ae_title=destination.ae_title)
     if not assoc.is_established:
         raise ConnectionError(f"association with {destination.ae_title} refused or failed")
     try:
-        status = assoc.send_c_store(ds)
-        if status is None or int(getattr(status, "Status", 0xFFFF)) != 0:
-            raise ConnectionError(f"{destination.ae_title} answered the C-STORE with an error")
+        for ds in objects:
+            status = assoc.send_c_store(ds)
+            if status is None or int(getattr(status, "Status", 0xFFFF)) != 0:
+                raise ConnectionError(f"{destination.ae_title} answered the C-STORE with an error")
     finally:
         assoc.release()
+
+
+def _note(destination: Destination, *, error: str = "", delivered: int = 0) -> None:
+    now = timezone.now()
+    status, _created = DestinationStatus.objects.get_or_create(name=destination.name[:255])
+    status.last_attempt_at = now
+    if error:
+        status.last_error = error[:2000]
+    else:
+        status.last_ok_at, status.last_error = now, ""
+        status.delivered += delivered
+    status.save()
 
 
 def results_due() -> list[ReceivedStudy]:
@@ -333,43 +371,76 @@ def results_due() -> list[ReceivedStudy]:
     return due
 
 
-def study_results_send(*, study: ReceivedStudy) -> ReceivedStudy:
-    """Builds the SEG from the done prediction and sends it to every destination."""
+def results_for(study: ReceivedStudy) -> list[Dataset]:
+    """The SEG (when a lesion was found) and the SR of ``study``'s done prediction, on the
+    original instances of its reference series."""
     from inference.models import PredictionJob
     from inference.services.prediction import prediction_label_volume
 
-    job = PredictionJob.objects.select_related("reference_series", "model").get(
+    job = PredictionJob.objects.select_related("reference_series", "model", "etiology").get(
         pk=int(study.prediction_id or 0)
     )
+    reference = job.reference_series
+    if reference is None:
+        raise ValueError("the prediction has no reference series")
+    sources, zs = _sources_on_grid(_linkage_read(study), reference)
+    if not sources:
+        raise ValueError("the received instances of the reference series are not linked")
+    volume = np.asarray(prediction_label_volume(job=job))
+    labels = volume[zs]
+    titles = {lab.value: lab.name for lab in Label.objects.filter(label_set=job.model.label_set)}
+    seg = segmentation_for(sources=sources, labels=labels, titles=titles, model_name=job.model.name)
+    spacing = tuple(float(v) for v in reference.spacing)
+    report = report_for(
+        sources=sources,
+        seg=seg,
+        labels=volume,
+        spacing=(spacing[0], spacing[1], spacing[2]),
+        titles=titles,
+        etiology=job.etiology.name if job.etiology is not None else None,
+        confidence=job.confidence,
+        model_name=job.model.name,
+    )
+    return [*([seg] if seg is not None else []), report]
+
+
+def study_results_send(*, study: ReceivedStudy) -> ReceivedStudy:
+    """Builds the SEG and SR of the done prediction and sends them to every destination
+    that does not hold them yet; a failure is retried with back-off."""
+    delivered = set(study.delivered_to or [])
+    errors = []
     try:
-        reference = job.reference_series
-        if reference is None:
-            raise ValueError("the prediction has no reference series")
-        sources, zs = _sources_on_grid(_linkage_read(study), reference)
-        if not sources:
-            raise ValueError("the received instances of the reference series are not linked")
-        labels = np.asarray(prediction_label_volume(job=job))[zs]
-        titles = {
-            lab.value: lab.name for lab in Label.objects.filter(label_set=job.model.label_set)
-        }
-        seg = segmentation_for(
-            sources=sources, labels=labels, titles=titles, model_name=job.model.name
-        )
-        objects = [seg] if seg is not None else []
-        for destination in destinations():
-            for ds in objects:
-                _store(ds, destination)
+        objects = results_for(study)
     except Exception as exc:  # noqa: BLE001 - retried with back-off, the reason shown
+        errors.append(f"{type(exc).__name__}: {exc}")
+        objects = []
+    for destination in destinations() if objects else []:
+        if destination.name in delivered:
+            continue
+        try:
+            _store(objects, destination)
+        except Exception as exc:  # noqa: BLE001 - retried with back-off, the reason shown
+            message = f"{destination.name}: {type(exc).__name__}: {exc}"
+            errors.append(message)
+            _note(destination, error=message)
+        else:
+            delivered.add(destination.name)
+            _note(destination, delivered=len(objects))
+    if errors:
         attempts = study.send_attempts + 1
         wait = BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1]
         ReceivedStudy.objects.filter(pk=study.pk).update(
             send_attempts=attempts,
             next_send_at=timezone.now() + timedelta(seconds=wait),
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            delivered_to=sorted(delivered),
+            error="; ".join(errors)[:2000],
         )
     else:
         ReceivedStudy.objects.filter(pk=study.pk).update(
-            state=ReceivedStudy.State.SENT, sent_at=timezone.now(), error=""
+            state=ReceivedStudy.State.SENT,
+            sent_at=timezone.now(),
+            delivered_to=sorted(delivered),
+            error="",
         )
     study.refresh_from_db()
     return study

@@ -3,13 +3,17 @@ managers). No patient identifier is shown: the pseudonymous case code and the ca
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.roles import DATA_MANAGER, has_role
-from gateway.models import ReceivedStudy
+from cases.models import Case
+from gateway.models import DestinationStatus, ReceivedStudy
+from gateway.results import destinations
 from strokeaid_site.conf import app_settings
 
 
@@ -18,6 +22,8 @@ def studies_view(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, DATA_MANAGER):
         raise PermissionDenied
     studies = ReceivedStudy.objects.select_related("case")[:200]
+    known = {d.name: d for d in DestinationStatus.objects.all()}
+    targets = [{"destination": d, "status": known.get(d.name)} for d in destinations()]
     return render(
         request,
         "gateway/studies.html",
@@ -28,5 +34,15 @@ def studies_view(request: HttpRequest) -> HttpResponse:
             "peers": [p for p in str(app_settings.DICOM_PEERS).split(",") if p.strip()],
             "timeout": app_settings.DICOM_STUDY_TIMEOUT,
             "autopredict": app_settings.DICOM_AUTOPREDICT,
+            "targets": targets,
         },
     )
+
+
+def case_panel_context(request: HttpRequest, case: Case) -> dict[str, Any] | None:
+    """The case page's "From the PACS" panel: where a gateway case came from and whether
+    its results reached the PACS (hidden for cases that did not come through the gateway)."""
+    study = ReceivedStudy.objects.filter(case=case).first()
+    if study is None:
+        return None
+    return {"study": study, "pending": study.state == ReceivedStudy.State.PREDICTED}

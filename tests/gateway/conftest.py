@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.listener import DicomListener, ListenerConfig
-from tests.gateway.orthanc import ORTHANC, Orthanc, free_port
+from tests.gateway.orthanc import ORTHANC, PLUGINS, Orthanc, free_port
 from tests.inference.conftest import (  # noqa: F401
     make_phantom_case,
     registered_model,
@@ -73,7 +73,10 @@ def start_listener(
 def orthanc(listener_port: int) -> Iterator[Orthanc]:
     if not Path(ORTHANC).exists():
         pytest.skip("Debian's orthanc is not installed (make test installs it)")
-    pacs = Orthanc({"strokeaid": ["STROKEAID", "127.0.0.1", listener_port]})
+    pacs = Orthanc(
+        {"strokeaid": ["STROKEAID", "127.0.0.1", listener_port]},
+        dicomweb=(PLUGINS / "libOrthancDicomWeb.so").exists(),
+    )
     yield pacs
     pacs.stop()
 

@@ -12,12 +12,14 @@ from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage  # type: ignore[attr-defined]
 
 from cases import storage
-from cases.models import Case, Series
+from cases.models import Case, Label, Series
 from cases.phantoms.dicom import fake_phi
 from gateway.models import ReceivedStudy
 from inference.models import PredictionJob
 from tests.cases.upload_fixtures import series_files
+from tests.dciodvfy import dciodvfy_errors
 from tests.gateway.conftest import wait_until
+from tests.gateway.orthanc import PLUGINS
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 SEED = 11  # tests.cases.upload_fixtures' phantom
@@ -143,23 +145,15 @@ def test_the_pacs_page_lists_received_studies_without_patient_data(
             assert value not in page
 
 
-def test_the_seg_goes_back_to_the_pacs_on_the_original_uids(
-    orthanc, start_listener, registered_model, store_prediction, data_manager, settings
-):
-    """The prediction's SEG arrives in Orthanc, references the series Orthanc holds (its
-    original UIDs) and carries the predicted voxels; a destination that is down is retried."""
-    import highdicom as hd
+def _gateway_case_with_prediction(orthanc: Any, registered_model: Any, store_prediction: Any):
+    """A study Orthanc pushed, ingested, with a known stored prediction: (study row, Orthanc
+    study id, original files, label volume)."""
     import numpy as np
     from django.contrib.auth import get_user_model
 
     from gateway.services import GATEWAY_USERNAME
 
-    settings.STROKEAID = {
-        **settings.STROKEAID,
-        "DICOM_DESTINATIONS": f"ORTHANC@127.0.0.1:{orthanc.dicom_port + 1}",  # nothing there
-    }
     files = series_files("DWI")
-    start_listener()
     orthanc_study = orthanc.upload(files)
     orthanc.post("/modalities/strokeaid/store", orthanc_study)
     (received,) = _ingested()
@@ -170,19 +164,69 @@ def test_the_seg_goes_back_to_the_pacs_on_the_original_uids(
     dwi = case.series.get(kind="DWI")
     labels = np.zeros(tuple(dwi.shape), np.uint8)
     labels[2:5, 10:20, 12:22] = 2
-    model = registered_model()
+    labels[-1, 25:29, 25:29] = 4  # a second lesion, of another label, on the last slice
     job = store_prediction(
         case=case,
-        model=model,
+        model=registered_model(),
         labels=labels,
         etiology="cardioembolic",
         user=get_user_model().objects.get(username=GATEWAY_USERNAME),
+        confidence=0.8,
     )
     ReceivedStudy.objects.filter(pk=received.pk).update(state="predicted", prediction_id=job.pk)
+    return received, orthanc_study, files, labels, dwi
+
+
+def _results_in(orthanc: Any, orthanc_study: str) -> dict[str, Any]:
+    """The SEG and SR Orthanc holds in the study, read back with highdicom."""
+    import highdicom as hd
+
+    found: dict[str, Any] = {}
+    for series in orthanc.get(f"/studies/{orthanc_study}")["Series"]:
+        modality = orthanc.get(f"/series/{series}")["MainDicomTags"]["Modality"]
+        if modality not in ("SEG", "SR"):
+            continue
+        (instance,) = orthanc.get(f"/series/{series}/instances")
+        data = orthanc.get(f"/instances/{instance['ID']}/file")
+        assert dciodvfy_errors(data) == [], modality
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert modality not in found
+        found[modality] = (
+            hd.seg.Segmentation.from_dataset(ds)
+            if modality == "SEG"
+            else hd.sr.Comprehensive3DSR.from_dataset(ds)
+        )
+    return found
+
+
+def test_seg_and_sr_go_back_to_the_pacs_on_the_original_uids(
+    orthanc, start_listener, registered_model, store_prediction, settings, client, data_manager
+):
+    """The prediction's SEG and SR arrive in Orthanc, reference the series Orthanc holds (its
+    original UIDs) and carry the predicted voxels and figures; a destination that is down is
+    retried, shows as failed, and delivers when it comes back."""
+    import numpy as np
+
+    from cases.services.deid import uid_remap
+    from strokeaid_site.conf import app_settings
+
+    settings.STROKEAID = {
+        **settings.STROKEAID,
+        "DICOM_DESTINATIONS": f"ORTHANC@127.0.0.1:{orthanc.dicom_port + 1}",  # nothing there
+    }
+    start_listener()
+    received, orthanc_study, files, labels, dwi = _gateway_case_with_prediction(
+        orthanc, registered_model, store_prediction
+    )
     failed = wait_until(
         lambda: ReceivedStudy.objects.filter(pk=received.pk, send_attempts__gte=1).first()
     )
     assert failed.state == "predicted" and "refused or failed" in failed.error
+    client.force_login(data_manager)
+    panel = client.get(f"/cases/{received.case_id}/").content.decode()
+    assert 'id="gateway-panel"' in panel and "Sending failed" in panel
+    page = client.get("/pacs/").content.decode()
+    assert f"ORTHANC@127.0.0.1:{orthanc.dicom_port + 1}" in page and "refused or failed" in page
     # The destination comes back: the next attempt delivers.
     settings.STROKEAID = {
         **settings.STROKEAID,
@@ -190,22 +234,59 @@ def test_the_seg_goes_back_to_the_pacs_on_the_original_uids(
     }
     ReceivedStudy.objects.filter(pk=received.pk).update(next_send_at=None)
     wait_until(lambda: ReceivedStudy.objects.filter(pk=received.pk, state="sent").exists())
-    series_ids = orthanc.get(f"/studies/{orthanc_study}")["Series"]
-    segs = [
-        s for s in series_ids if orthanc.get(f"/series/{s}")["MainDicomTags"]["Modality"] == "SEG"
-    ]
-    assert len(segs) == 1
-    (instance,) = orthanc.get(f"/series/{segs[0]}/instances")
-    seg = hd.seg.Segmentation.from_dataset(
-        pydicom.dcmread(io.BytesIO(orthanc.get(f"/instances/{instance['ID']}/file")))
-    )
+    assert "Results sent" in client.get(f"/cases/{received.case_id}/").content.decode()
+    results = _results_in(orthanc, orthanc_study)
+    seg, sr = results["SEG"], results["SR"]
     original = [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
-    assert seg.StudyInstanceUID == original[0].StudyInstanceUID
+    assert seg.StudyInstanceUID == sr.StudyInstanceUID == original[0].StudyInstanceUID
+    assert sr.PatientID == original[0].PatientID  # filed with the patient's images
     (ref_series,) = seg.ReferencedSeriesSequence
     assert ref_series.SeriesInstanceUID == original[0].SeriesInstanceUID
-    assert "cardioembolic" in seg.SegmentSequence[0].SegmentLabel
-    # The SEG's voxels are the prediction's, on the original instances.
-    by_position = sorted(original, key=lambda d: float(d.ImagePositionPatient[2]))
-    volume = seg.get_volume()
-    assert int(volume.array.sum()) == int((labels != 0).sum())
-    assert len(by_position) == labels.shape[0]
+    titles = [item.SegmentLabel for item in seg.SegmentSequence]
+    names = dict(Label.objects.filter(label_set__is_active=True).values_list("value", "name"))
+    assert titles == [f"Infarct, {names[2]}", f"Infarct, {names[4]}"]
+    # Frame by frame, the SEG's voxels are the prediction's on the original instance that
+    # holds that slice.
+    per_slice = dwi.header["per_slice"]["SOPInstanceUID"]
+    secret = app_settings.UID_SECRET
+    for ds in original:
+        z = per_slice.index(uid_remap(str(ds.SOPInstanceUID), secret=secret))
+        frame = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=[str(ds.SOPInstanceUID)],
+            combine_segments=True,
+            relabel=True,
+        )[0]
+        expected = np.select([labels[z] == 2, labels[z] == 4], [1, 2], 0)
+        assert np.array_equal(frame, expected), z
+    # The SR: a volume per segment, the total, the lesion count and the etiology.
+    voxel_ml = float(np.prod(dwi.spacing)) / 1000.0
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == 2
+    volumes = sorted(g.get_measurements()[0].value for g in groups)
+    expected_volumes = sorted(float(np.count_nonzero(labels == v)) * voxel_ml for v in (2, 4))
+    assert volumes == pytest.approx(expected_volumes, abs=1e-3)
+    (case_group,) = sr.content.get_image_measurement_groups()
+    figures = {m.name.meaning: float(m.value) for m in case_group.get_measurements()}
+    assert figures["Number of ischemic lesions"] == 2
+    assert figures["Confidence of the etiology"] == pytest.approx(80.0)
+    assert figures["Total ischemic lesion volume"] == pytest.approx(sum(expected_volumes), abs=1e-3)
+    (finding,) = case_group.get_qualitative_evaluations()
+    assert finding.value.meaning == "cardioembolic"
+
+
+def test_results_go_to_a_dicomweb_destination_by_stow_rs(
+    orthanc, start_listener, registered_model, store_prediction, settings
+):
+    if not (PLUGINS / "libOrthancDicomWeb.so").exists():
+        pytest.skip("Debian's orthanc-dicomweb is not installed (make test installs it)")
+    settings.STROKEAID = {
+        **settings.STROKEAID,
+        "DICOM_DESTINATIONS": f"{orthanc.url}/dicom-web",
+    }
+    start_listener()
+    received, orthanc_study, *_rest = _gateway_case_with_prediction(
+        orthanc, registered_model, store_prediction
+    )
+    sent = wait_until(lambda: ReceivedStudy.objects.filter(pk=received.pk, state="sent").first())
+    assert sent.delivered_to == [f"{orthanc.url}/dicom-web"]
+    assert set(_results_in(orthanc, orthanc_study)) == {"SEG", "SR"}
