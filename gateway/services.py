@@ -155,8 +155,14 @@ def _inputs(folder: Path) -> list[UploadInput]:
     ]
 
 
-def study_ingest(*, study: ReceivedStudy, autopredict: bool) -> ReceivedStudy:
-    """Ingests a complete study into a new case (and requests its prediction)."""
+def study_ingest(
+    *, study: ReceivedStudy, autopredict: bool, user: User | None = None, via: str = "dicom-gateway"
+) -> ReceivedStudy:
+    """Ingests a complete study into a new case (and requests its prediction).
+
+    ``user`` creates the case (the gateway's own account when ``None``, as for C-STORE);
+    ``via`` names the way the study came in the case's origin.
+    """
     claimed = ReceivedStudy.objects.filter(pk=study.pk, state=ReceivedStudy.State.RECEIVING).update(
         state=ReceivedStudy.State.INGESTED, ingested_at=timezone.now()
     )
@@ -164,7 +170,7 @@ def study_ingest(*, study: ReceivedStudy, autopredict: bool) -> ReceivedStudy:
         study.refresh_from_db()
         return study  # another listener took it
     folder = spool_root() / study.study_key
-    user = gateway_user()
+    user = user or gateway_user()
     try:
         inputs = _inputs(folder)
         if not inputs:
@@ -173,7 +179,7 @@ def study_ingest(*, study: ReceivedStudy, autopredict: bool) -> ReceivedStudy:
             case = case_create(
                 user=user,
                 code=f"GW-{secrets.token_hex(4).upper()}",
-                origin={"via": "dicom-gateway", "calling_ae": study.calling_ae},
+                origin={"via": via, "calling_ae": study.calling_ae},
             )
             upload_ingest(user=user, case=case, inputs=inputs)
         ReceivedStudy.objects.filter(pk=study.pk).update(case=case, error="")

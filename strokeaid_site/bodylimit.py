@@ -27,7 +27,7 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Routes that take whole studies: up to ``STROKEAID_MAX_UPLOAD_BYTES``.
-UPLOAD_ROUTES = re.compile(r"^/(api/)?cases/\d+/uploads?/$")
+UPLOAD_ROUTES = re.compile(r"^/((api/)?cases/\d+/uploads?/|dicomweb/studies(/[0-9.]+)?/?)$")
 
 
 def body_limit(path: str, content_type: str) -> int:

@@ -63,5 +63,6 @@ urlpatterns = [
     path("etiology/", include("etiology.urls")),
     path("bot/", include("bot.urls")),
     path("pacs/", include("gateway.urls")),
+    path("dicomweb/", include("gateway.dicomweb_urls")),
     path("", include("cases.urls")),
 ]
