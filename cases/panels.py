@@ -26,6 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 from cases.models import Case
 
 PanelContext = Callable[[HttpRequest, Case], dict[str, Any] | None]
+ListPanelContext = Callable[[HttpRequest], dict[str, Any] | None]
 logger = logging.getLogger(__name__)
 
 ActionUrl = Callable[[HttpRequest, Case], str | None]
@@ -47,6 +48,7 @@ class CaseAction:
 
 
 _panels: dict[str, CasePanel] = {}
+_list_panels: dict[str, tuple[ListPanelContext, int]] = {}
 _actions: dict[str, CaseAction] = {}
 
 
@@ -88,4 +90,28 @@ def case_actions_for(request: HttpRequest, case: Case) -> list[dict[str, Any]]:
         url = action.url_fn(request, case)
         if url:
             out.append({"title": action.title, "url": url, "css_class": action.css_class})
+    return out
+
+
+def register_case_list_panel(
+    template_name: str, context_fn: ListPanelContext, *, order: int = 100
+) -> None:
+    """Adds (or replaces) a panel on the case list above the table (e.g. an import dialog);
+    ``context_fn(request)`` returns its context or ``None`` to hide it."""
+    _list_panels[template_name] = (context_fn, order)
+
+
+def case_list_panels_render(request: HttpRequest) -> list[SafeString]:
+    """The registered case-list panels rendered for ``request`` (hidden ones left out)."""
+    out: list[SafeString] = []
+    for name, (context_fn, _order) in sorted(_list_panels.items(), key=lambda i: (i[1][1], i[0])):
+        try:
+            context = context_fn(request)
+            if context is None:
+                continue
+            html = render_to_string(name, context, request=request)
+        except Exception:
+            logger.exception("case list panel %s failed", name)
+            continue
+        out.append(mark_safe(html))  # noqa: S308 - rendered by Django's autoescaping engine
     return out

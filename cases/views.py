@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.auth import request_user
 from accounts.roles import DATA_MANAGER, has_role
 from cases.models import Case, Series
-from cases.panels import case_actions_for, case_panels_render
+from cases.panels import case_actions_for, case_list_panels_render, case_panels_render
 from cases.selectors import (
     case_can_create,
     case_can_write,
@@ -120,6 +120,7 @@ def _case_list_page(
         "cases": page.object_list,
         "query": query.urlencode(),
         "create_form": create_form,
+        "list_panels": case_list_panels_render(request),
     }
     return render(request, "cases/list.html", context, status=status)
 

@@ -3,11 +3,11 @@ tolerated)."""
 
 from django.urls import URLPattern, URLResolver, re_path
 
-from .apis import StowApi
+from .apis import StowApi, StowStudyApi
 
 app_name = "dicomweb"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^studies/?$", StowApi.as_view(), name="stow"),
-    re_path(r"^studies/(?P<study_uid>[0-9.]{1,64})/?$", StowApi.as_view(), name="stow-study"),
+    re_path(r"^studies/(?P<study_uid>[0-9.]{1,64})/?$", StowStudyApi.as_view(), name="stow-study"),
 ]

@@ -7,10 +7,12 @@ pseudonymous case.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from cases.models import Case
+from core.models import Job, one_active_job
 
 
 class ReceivedStudy(models.Model):
@@ -77,3 +79,38 @@ class DestinationStatus(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PacsImport(Job):
+    """A study pulled from the PACS's DICOMweb service (WADO-RS) into a new case.
+
+    The study's UID is kept encrypted (the linkage key) only while the job runs; a finished
+    job knows the study by its received row and case alone.
+    """
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    study_token = models.TextField(_("study (encrypted)"), blank=True, default="")
+    expected = models.PositiveIntegerField(_("instances expected"), default=0)
+    retrieved = models.PositiveIntegerField(_("instances retrieved"), default=0)
+    received = models.ForeignKey(
+        ReceivedStudy,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("received study"),
+    )
+
+    class Meta:
+        verbose_name = _("PACS import")
+        verbose_name_plural = _("PACS imports")
+        ordering = ["-created_at"]
+        constraints = [one_active_job("one_active_pacs_import")]
+
+    def __str__(self) -> str:
+        return f"PACS import {self.pk} ({self.status})"

@@ -46,3 +46,14 @@ def case_panel_context(request: HttpRequest, case: Case) -> dict[str, Any] | Non
     if study is None:
         return None
     return {"study": study, "pending": study.state == ReceivedStudy.State.PREDICTED}
+
+
+def import_panel_context(request: HttpRequest) -> dict[str, Any] | None:
+    """The case list's "Import from PACS" dialog: shown when a PACS DICOMweb service is
+    configured and the user may create cases."""
+    from cases.selectors import case_can_create
+    from gateway.dicomweb import pacs_configured
+
+    if not pacs_configured() or not case_can_create(user=request.user):
+        return None
+    return {"pacs_url": str(app_settings.DICOMWEB_URL)}

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "DICOM_DESTINATIONS": "",
     "DICOM_LINKAGE_DAYS": 7.0,
     "GATEWAY_KEY": "",
+    "DICOMWEB_URL": "",
+    "DICOMWEB_AUTH": "",
 }
 
 

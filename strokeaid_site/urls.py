@@ -14,6 +14,7 @@ import annotation.urls
 import bot.urls
 import cases.urls
 import etiology.urls
+import gateway.urls
 import inference.urls
 from accounts.apis import TokenObtainApi
 
@@ -44,6 +45,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("", include((inference.urls.api_urlpatterns, "inference"), namespace="inference-api")),
     path("", include((etiology.urls.api_urlpatterns, "etiology"), namespace="etiology-api")),
     path("", include((bot.urls.api_urlpatterns, "bot"), namespace="bot-api")),
+    path("", include((gateway.urls.api_urlpatterns, "gateway"), namespace="gateway-api")),
     # Last: any other /api/ path is a JSON 404, with DEBUG too (handler404 is skipped then).
     re_path(r"^.*$", api_not_found, name="not-found"),
 ]

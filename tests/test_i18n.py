@@ -382,3 +382,8 @@ def test_form_fields_have_translatable_labels() -> None:
                     if not isinstance(field.label, Promise):
                         plain.append(f"{module.__name__}.{cls.__name__}.{field_name}: label")
     assert not plain, "give form fields label=gettext_lazy(...):\n" + "\n".join(plain)
+
+
+def test_the_plural_form_of_ngettext_counts_as_translated() -> None:
+    js = 'm = ngettext("%s study found.", "%s studies found.", n); el.title = "Left out here";'
+    assert [t for _, t in scanners.js_untranslated(js)] == ["Left out here"]

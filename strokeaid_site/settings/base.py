@@ -365,6 +365,9 @@ STROKEAID = {
     "DICOM_DESTINATIONS": env("STROKEAID_DICOM_DESTINATIONS", default=""),
     "DICOM_LINKAGE_DAYS": env.float("STROKEAID_DICOM_LINKAGE_DAYS", default=7.0),
     "GATEWAY_KEY": env("STROKEAID_GATEWAY_KEY", default=""),
+    # The PACS's DICOMweb service ("Import from PACS": QIDO-RS search, WADO-RS retrieve).
+    "DICOMWEB_URL": env("STROKEAID_DICOMWEB_URL", default=""),
+    "DICOMWEB_AUTH": env("STROKEAID_DICOMWEB_AUTH", default=""),
 }
 
 # --- Logging ------------------------------------------------------------------------------

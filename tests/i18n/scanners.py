@@ -300,6 +300,7 @@ _JS_LINE_COMMENT = re.compile(r"(^|[^:\\])//.*$", re.M)
 _JS_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # Calls whose string argument is translated or is code, not text: gettext and its aliases,
 # DOM lookups, events, network and storage keys.
+_JS_NGETTEXT_PLURAL = re.compile(r"ngettext\s*\(\s*(['\"])(?:(?!\1).)*\1\s*,\s*$")
 _JS_CODE_CALLS = re.compile(
     r"(gettext|ngettext|pgettext|interpolate|get_format|\bt|querySelector(?:All)?|getElementById|\$\$?|"
     r"addEventListener|removeEventListener|createElement|getAttribute|setAttribute|"
@@ -320,6 +321,8 @@ def js_untranslated(source: str) -> list[tuple[int, str]]:
         line_start = source.rfind("\n", 0, match.start()) + 1
         if _JS_CODE_CALLS.search(before) or "console." in source[line_start : match.start()]:
             continue
+        if _JS_NGETTEXT_PLURAL.search(source[max(0, match.start() - 200) : match.start()]):
+            continue  # the plural form, ngettext's second argument
         if match.group("q") == "`":
             text = re.sub(r"\$\{.*?\}", " ", text)
         # Anything with a word that is put straight into the page or a dialog is text.
