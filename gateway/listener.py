@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,9 @@ class ListenerConfig:
     study_timeout: float
     autopredict: bool
     host: str = "0.0.0.0"  # noqa: S104 - a DICOM node listens on its network
-    check_seconds: float = 1.0
+    # How often complete studies and finished predictions are looked for: a few cheap
+    # queries, and every check interval adds to the time until results reach the PACS.
+    check_seconds: float = 0.25
 
 
 class DicomListener:
@@ -45,6 +48,7 @@ class DicomListener:
         self._server: Any = None
         self._stop = threading.Event()
         self._checker: threading.Thread | None = None
+        self._next_purge = 0.0
 
     # --- C-STORE ---------------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
@@ -82,7 +86,9 @@ class DicomListener:
             # Results of finished predictions back to the PACS (retried with back-off).
             for study in results.results_due():
                 results.study_results_send(study=study)
-            results.linkage_purge()
+            if time.monotonic() >= self._next_purge:
+                results.linkage_purge()
+                self._next_purge = time.monotonic() + 60.0
         finally:
             close_old_connections()
         return done

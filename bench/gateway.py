@@ -1,0 +1,210 @@
+"""DICOM gateway: time from the last instance sent by the PACS to the results (SEG and SR)
+stored back in it, for a 25-slice phantom study (DWI, ADC and FLAIR), minus the study quiet
+period, as a ratio to a REST upload + prediction of the same files (same server, same run).
+Target: ratio <= 1.3.
+
+The PACS is a real Orthanc (Debian's package) that pushes the study with
+``POST /modalities/strokeaid/store`` to the real listener (``manage.py dicom_listener``,
+autopredict on, results back to Orthanc by C-STORE); the platform is served as deployed
+(``manage.py serve``: uvicorn plus the django-q2 workers, ORM broker, SQLite) with a
+registered untrained U-Net (speed does not depend on the weights). Each repeat sends a new
+study (a study sent twice makes no second case); both paths poll every 0.2 s; the runs
+alternate, median of --repeats each; JSON on stdout.
+
+    python bench/gateway.py [--repeats 3] [--slices 25] [--quiet 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from _django import ROOT, free_port, platform_env, wait_http
+
+POLL = 0.2
+KINDS = ("DWI", "ADC", "FLAIR")
+
+
+def _study(slices: int, seed: int, work: Path) -> list[Path]:
+    from cases.phantoms import generate_case
+    from cases.phantoms.dicom import write_dicom_series
+
+    phantom = generate_case(etiology="cardioembolic", seed=seed, shape=(slices, 128, 128))
+    files: list[Path] = []
+    for kind in KINDS:
+        folder = work / f"study{seed}" / kind
+        folder.mkdir(parents=True)
+        files += write_dicom_series(phantom, kind, folder)
+    return files
+
+
+def _rest_once(base: str, token: str, files: list[Path], n: int) -> float:
+    import httpx
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for path in files:
+            z.writestr(f"{path.parent.name}/{path.name}", path.read_bytes())
+    data = buffer.getvalue()
+    started = time.perf_counter()
+    with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=300) as c:
+        case = c.post("/api/cases/", json={"code": f"REST-{n:04d}"}).json()
+        up = c.post(
+            f"/api/cases/{case['id']}/uploads/",
+            files=[("files", ("study.zip", data, "application/zip"))],
+        )
+        if up.status_code == 202:
+            job = up.json()["id"]
+            while c.get(f"/api/uploads/{job}/").json()["status"] not in ("done", "failed"):
+                time.sleep(POLL)
+        prediction = c.post(f"/api/cases/{case['id']}/predictions/").json()
+        while True:
+            state = c.get(f"/api/predictions/{prediction['id']}/").json()
+            if state["status"] in ("done", "failed"):
+                break
+            time.sleep(POLL)
+        assert state["status"] == "done", state
+    return time.perf_counter() - started
+
+
+def _results_in(orthanc: object, study: str) -> set[str]:
+    found = set()
+    for series in orthanc.get(f"/studies/{study}")["Series"]:  # type: ignore[attr-defined]
+        modality = orthanc.get(f"/series/{series}")["MainDicomTags"]["Modality"]  # type: ignore[attr-defined]
+        if modality in ("SEG", "SR"):
+            found.add(modality)
+    return found
+
+
+def _gateway_once(orthanc: object, files: list[Path], quiet: float) -> tuple[float, set[str]]:
+    study = orthanc.upload(files)  # type: ignore[attr-defined]
+    orthanc.post("/modalities/strokeaid/store", study)  # type: ignore[attr-defined]
+    last_sent = time.perf_counter()  # Orthanc answers once every instance is stored with us
+    deadline = last_sent + 900
+    while time.perf_counter() < deadline:
+        found = _results_in(orthanc, study)
+        if "SR" in found:  # the SR comes with the SEG, in one association after it
+            return time.perf_counter() - last_sent - quiet, found
+        time.sleep(POLL)
+    raise RuntimeError("no results came back in 15 minutes")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--slices", type=int, default=25)
+    p.add_argument("--quiet", type=float, default=2.0, help="study quiet period (s)")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        work = Path(tmp)
+        env = platform_env(work)
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0, interactive=False)
+        sys.path.insert(0, str(ROOT))
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from rest_framework.authtoken.models import Token
+
+        from cases.models import Label, LabelSet
+        from inference.ml.networks import ModelSpec, build_from_spec, save_checkpoint
+        from inference.services.registry import model_version_register
+        from tests.gateway.orthanc import Orthanc
+
+        user = get_user_model().objects.create_user("bench-manager", password="x-Bench-123")  # noqa: S106
+        user.groups.add(Group.objects.get(name="data_manager"))
+        token = Token.objects.create(user=user).key
+        label_set = LabelSet.objects.get(is_active=True)
+        labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
+        spec = ModelSpec(
+            label_values=tuple(lab.value for lab in labels),
+            label_names=tuple(lab.name for lab in labels),
+        )
+        path = save_checkpoint(work / "w.pt", model=build_from_spec(spec), spec=spec, epoch=0)
+        model_version_register(
+            name="bench",
+            checkpoint_file=path,
+            spec=spec.to_dict(),
+            label_set=label_set,
+            activate=True,
+            user=user,
+        )
+        studies = [_study(args.slices, seed, work) for seed in range(100, 101 + args.repeats)]
+
+        dicom_port = free_port()
+        orthanc = Orthanc({"strokeaid": ["STROKEAID", "127.0.0.1", dicom_port]})
+        gateway_env = {
+            **env,
+            "STROKEAID_DICOM_PORT": str(dicom_port),
+            "STROKEAID_DICOM_PEERS": orthanc.aet,
+            "STROKEAID_DICOM_STUDY_TIMEOUT": str(args.quiet),
+            "STROKEAID_DICOM_AUTOPREDICT": "true",
+            "STROKEAID_DICOM_DESTINATIONS": f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}",
+        }
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--no-collectstatic"],
+            cwd=ROOT,
+            env={**gateway_env, "TELEGRAM_BOT_TOKEN": ""},
+            stdout=(work / "serve.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        listener = subprocess.Popen(
+            [sys.executable, "manage.py", "dicom_listener"],
+            cwd=ROOT,
+            env=gateway_env,
+            stdout=(work / "listener.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_http(port, "/healthz")
+            _rest_once(base, token, studies[0], 0)  # warm: model load, first registration
+            rest, gateway, returned = [], [], []
+            for n in range(1, args.repeats + 1):
+                rest.append(_rest_once(base, token, studies[n], n))
+                seconds, found = _gateway_once(orthanc, studies[n], args.quiet)
+                gateway.append(seconds)
+                returned.append(sorted(found))
+        finally:
+            listener.terminate()
+            server.terminate()
+            listener.wait(30)
+            server.wait(30)
+            orthanc.stop()
+        ratio = statistics.median(gateway) / statistics.median(rest)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "gateway",
+                    "slices": args.slices,
+                    "series": len(KINDS),
+                    "repeats": args.repeats,
+                    "quiet_seconds": args.quiet,
+                    "gateway_seconds_median": round(statistics.median(gateway), 3),
+                    "rest_seconds_median": round(statistics.median(rest), 3),
+                    "gateway_seconds": [round(x, 3) for x in gateway],
+                    "rest_seconds": [round(x, 3) for x in rest],
+                    "returned": returned,
+                    "ratio": round(ratio, 3),
+                    "target": 1.3,
+                    "met": ratio <= 1.3,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
