@@ -50,9 +50,10 @@ test: setup
 	@test -x /usr/bin/chromium || { echo "Installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  || echo "chromium could not be installed: browser tests will be skipped"; }
-	@test -x /usr/sbin/Orthanc || { echo "Installing Debian's orthanc for the DICOM gateway tests"; \
+	@{ test -x /usr/sbin/Orthanc && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so \
+	  && test -x /usr/bin/dciodvfy; } || { echo "Installing Debian's orthanc, orthanc-dicomweb and dicom3tools for the DICOM tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb dicom3tools) \
-	  || echo "orthanc could not be installed: gateway tests will be skipped"; }
+	  || echo "orthanc/dicom3tools could not be installed: gateway and validator tests will be skipped"; }
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint:
