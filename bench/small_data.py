@@ -13,7 +13,8 @@ the ADC-core prior channel, ``--unlabelled N`` adds N masks without a confirmed 
 (the semi-supervised path) to the training set.
 
     python bench/small_data.py [--sizes 12,24,48,96] [--test 40] [--device cpu|cuda]
-                               [--ablate-prior] [--max-minutes 15] [--out file.json]
+                               [--ablate-prior | --without-prior] [--unlabelled N]
+                               [--max-minutes 15] [--out file.json]
 
 Targets on a 2-core CPU: with 24 cases, lesion Dice >= 0.85 within 15 minutes of training.
 """
@@ -139,13 +140,17 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=15.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ablate-prior", action="store_true")
+    parser.add_argument(
+        "--without-prior", action="store_true", help="only the runs without the ADC-core prior"
+    )
     parser.add_argument("--unlabelled", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     test = variant_cases(args.test, args.test_seed)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        for prior in (True, False) if args.ablate_prior else (True,):
+        priors = (False,) if args.without_prior else (True, False) if args.ablate_prior else (True,)
+        for prior in priors:
             row = run_size(n, args, test, prior=prior)
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
