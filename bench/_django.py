@@ -69,3 +69,35 @@ def start_platform(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
 
     cmd = server_command(host="127.0.0.1", port=port)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def user_with_model(work: Path, username: str, group: str) -> str:
+    """A user of ``group`` with an API token, and an untrained U-Net registered and active
+    (a benchmark's speed does not depend on the weights); returns the token."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+
+    from cases.models import Label, LabelSet
+    from inference.ml.networks import ModelSpec, build_from_spec, save_checkpoint
+    from inference.services.registry import model_version_register
+
+    user = get_user_model().objects.create_user(username, password="x-Bench-123")  # noqa: S106
+    user.groups.add(Group.objects.get(name=group))
+    token = str(Token.objects.create(user=user).key)
+    label_set = LabelSet.objects.get(is_active=True)
+    labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
+    spec = ModelSpec(
+        label_values=tuple(lab.value for lab in labels),
+        label_names=tuple(lab.name for lab in labels),
+    )
+    path = save_checkpoint(work / "w.pt", model=build_from_spec(spec), spec=spec, epoch=0)
+    model_version_register(
+        name="bench",
+        checkpoint_file=path,
+        spec=spec.to_dict(),
+        label_set=label_set,
+        activate=True,
+        user=user,
+    )
+    return token

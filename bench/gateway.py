@@ -27,7 +27,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _django import ROOT, free_port, platform_env, wait_http
+from _django import ROOT, free_port, platform_env, user_with_model, wait_http
 
 POLL = 0.2
 KINDS = ("DWI", "ADC", "FLAIR")
@@ -113,33 +113,9 @@ def main() -> None:
         django.setup()
         call_command("migrate", verbosity=0, interactive=False)
         sys.path.insert(0, str(ROOT))
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-        from rest_framework.authtoken.models import Token
-
-        from cases.models import Label, LabelSet
-        from inference.ml.networks import ModelSpec, build_from_spec, save_checkpoint
-        from inference.services.registry import model_version_register
         from tests.gateway.orthanc import Orthanc
 
-        user = get_user_model().objects.create_user("bench-manager", password="x-Bench-123")  # noqa: S106
-        user.groups.add(Group.objects.get(name="data_manager"))
-        token = Token.objects.create(user=user).key
-        label_set = LabelSet.objects.get(is_active=True)
-        labels = list(Label.objects.filter(label_set=label_set).order_by("value"))
-        spec = ModelSpec(
-            label_values=tuple(lab.value for lab in labels),
-            label_names=tuple(lab.name for lab in labels),
-        )
-        path = save_checkpoint(work / "w.pt", model=build_from_spec(spec), spec=spec, epoch=0)
-        model_version_register(
-            name="bench",
-            checkpoint_file=path,
-            spec=spec.to_dict(),
-            label_set=label_set,
-            activate=True,
-            user=user,
-        )
+        token = user_with_model(work, "bench-manager", "data_manager")
         studies = [_study(args.slices, seed, work) for seed in range(100, 101 + args.repeats)]
 
         dicom_port = free_port()

@@ -137,6 +137,17 @@ def _sources_on_grid(
     return [], []
 
 
+def _new_object(*, series_number: int) -> dict[str, Any]:
+    """The identity of a result object: a new series of one new instance, by Stroke AID."""
+    return {
+        "series_instance_uid": hd.UID(),
+        "series_number": series_number,
+        "sop_instance_uid": hd.UID(),
+        "instance_number": 1,
+        "manufacturer": "Stroke AID",
+    }
+
+
 def segmentation_for(
     *,
     sources: list[Dataset],
@@ -172,11 +183,7 @@ def segmentation_for(
         pixel_array=lut[labels],
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=9901,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="Stroke AID",
+        **_new_object(series_number=9901),
         manufacturer_model_name="Stroke AID",
         software_versions=model_name[:64] or "Stroke AID",
         device_serial_number="0",
@@ -301,11 +308,7 @@ def report_for(
     return hd.sr.Comprehensive3DSR(
         evidence=[*sources, *([seg] if seg is not None else [])],
         content=report,
-        series_instance_uid=hd.UID(),
-        series_number=9902,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="Stroke AID",
+        **_new_object(series_number=9902),
         series_description="Stroke AID report (AI, not a diagnosis)",
     )
 
