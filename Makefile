@@ -54,6 +54,7 @@ test: setup
 	  && test -x /usr/bin/dciodvfy; } || { echo "Installing Debian's orthanc, orthanc-dicomweb and dicom3tools for the DICOM tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb dicom3tools) \
 	  || echo "orthanc/dicom3tools could not be installed: gateway and validator tests will be skipped"; }
+	node --test tests/js/
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint:
@@ -61,6 +62,7 @@ lint:
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports --no-cache
+	npx --no-install eslint .
 
 format:
 	$(VENV)/bin/ruff format .

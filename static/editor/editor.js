@@ -9,9 +9,17 @@
  * Cornerstone's pixel coordinate system, from a small per-viewport canvas of the slice.
  * Saving: PUT mask.raw with the uint8 volume (gzip when the browser has CompressionStream) and
  * If-Match: the ETag of the revision we started from; 412 opens the conflict dialog.
+ *
+ * A native ES module: the pure parts (painting, flood fill, grids, undo history) live in
+ * ./lib/ and are unit-tested with Node's test runner (static/editor/tests/); this file binds
+ * them to Cornerstone, the page and the server.
  */
+import { gather, sameGrid as sameGridOf, voxelMap } from "./lib/geometry.js";
+import { History, applySnapshot as restoreSnapshot } from "./lib/history.js";
+import { jsonFetch as apiFetch, putMask } from "./lib/network.js";
+import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, slicesDiffer } from "./lib/masks.js";
+
 (function () {
-  "use strict";
 
   const gettext = window.gettext || ((s) => s);
   const interpolate = window.interpolate || ((fmt, obj, named) =>
@@ -64,8 +72,7 @@
     crossMask: "show",
     fill3d: false,
     sync: true,
-    undo: [],
-    redo: [],
+    history: new History(UNDO_LIMIT),
     active: null,
     ready: false,
     saving: false,
@@ -189,26 +196,10 @@
     return all.find((x) => x.kind === "DWI") || all[0] || null;
   }
 
-  function sameGrid(a, b) {
-    if (a === b) return true;
-    if (a.shape.some((n, i) => n !== b.shape[i])) return false;
-    const fa = a.conf.affine, fb = b.conf.affine;
-    for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) if (Math.abs(fa[r][c] - fb[r][c]) > 1e-3) return false;
-    return true;
-  }
+  /** The grid of a series as ./lib/geometry.js takes it. */
+  function gridOf(x) { return { shape: x.shape, affine: x.conf.affine }; }
 
-  /** Inverse of a 4x4 affine (rotation/scale/shear + translation). */
-  function invertAffine(m) {
-    const [a, b, c] = [m[0], m[1], m[2]];
-    const det = a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0]) + a[2] * (b[0] * c[1] - b[1] * c[0]);
-    const inv = [
-      [(b[1] * c[2] - b[2] * c[1]) / det, (a[2] * c[1] - a[1] * c[2]) / det, (a[1] * b[2] - a[2] * b[1]) / det],
-      [(b[2] * c[0] - b[0] * c[2]) / det, (a[0] * c[2] - a[2] * c[0]) / det, (a[2] * b[0] - a[0] * b[2]) / det],
-      [(b[0] * c[1] - b[1] * c[0]) / det, (a[1] * c[0] - a[0] * c[1]) / det, (a[0] * b[1] - a[1] * b[0]) / det],
-    ];
-    const t = [m[0][3], m[1][3], m[2][3]];
-    return inv.map((row) => [...row, -(row[0] * t[0] + row[1] * t[1] + row[2] * t[2])]);
-  }
+  function sameGrid(a, b) { return a === b || sameGridOf(gridOf(a), gridOf(b)); }
 
   /**
    * Slice ``z`` of ``target``'s grid filled with ``source``'s labels: a view when the grids
@@ -218,28 +209,9 @@
     if (sameGrid(source, target)) return source.slice(z);
     target.crossMaps = target.crossMaps || {};
     const key = source.id + ":" + z;
-    let map = target.crossMaps[key];
-    if (!map) {
-      const inv = invertAffine(source.conf.affine), fwd = target.conf.affine;
-      // voxel of target -> RAS -> voxel of source, as one affine
-      const m = [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) =>
-        inv[r][0] * fwd[0][c] + inv[r][1] * fwd[1][c] + inv[r][2] * fwd[2][c] + (c === 3 ? inv[r][3] : 0)));
-      const [, h, w] = target.shape, [sz, sh, sw] = source.shape;
-      map = new Int32Array(h * w);
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          const i = Math.round(m[0][0] * x + m[0][1] * y + m[0][2] * z + m[0][3]);
-          const j = Math.round(m[1][0] * x + m[1][1] * y + m[1][2] * z + m[1][3]);
-          const k = Math.round(m[2][0] * x + m[2][1] * y + m[2][2] * z + m[2][3]);
-          map[y * w + x] = i >= 0 && j >= 0 && k >= 0 && i < sw && j < sh && k < sz ? (k * sh + j) * sw + i : -1;
-        }
-      }
-      target.crossMaps[key] = map;
-    }
+    const map = target.crossMaps[key] || (target.crossMaps[key] = voxelMap(gridOf(source), gridOf(target), z));
     const out = target.crossOut || (target.crossOut = new Uint8Array(map.length));
-    const labels = source.labels;
-    for (let p = 0; p < map.length; p++) out[p] = map[p] >= 0 ? labels[map[p]] : 0;
-    return out;
+    return gather(source.labels, map, out);
   }
 
   /** The series whose labels an edit on ``vp`` changes: the primary's in "edit" mode on a
@@ -390,7 +362,7 @@
       this.updateInfo(detail.viewport);
       if (!window.__strokeaid_first_render_ms) {
         window.__strokeaid_first_render_ms = performance.now();
-        try { performance.mark("strokeaid-first-render"); } catch (e) { /* old browsers */ }
+        try { performance.mark("strokeaid-first-render"); } catch { /* old browsers */ }
         document.body.dataset.firstRender = "1";
       }
     }
@@ -544,9 +516,7 @@
   }
 
   function pushUndo(entry) {
-    state.undo.push(entry);
-    if (state.undo.length > UNDO_LIMIT) state.undo.shift();
-    state.redo.length = 0;
+    state.history.push(entry);
     updateUndoButtons();
   }
 
@@ -557,71 +527,42 @@
 
   function commitEdit(edit) {
     const after = edit.s.slice(edit.z);
-    let changed = false;
-    for (let i = 0; i < after.length; i++) if (after[i] !== edit.before[i]) { changed = true; break; }
-    if (!changed) return;
+    if (!slicesDiffer(after, edit.before)) return;
     pushUndo({ vp: edit.vp, s: edit.s, z: edit.z, before: edit.before, after: after.slice() });
     markDirty(edit.s);
   }
 
   function applySnapshot(entry, snapshot) {
-    if (entry.idx) {
-      // A sparse edit (flood fill, possibly 3-D): the voxels it touched and their values.
-      const labels = entry.s.labels;
-      for (let k = 0; k < entry.idx.length; k++) {
-        labels[entry.idx[k]] = typeof snapshot === "number" ? snapshot : snapshot[k];
-      }
-    } else {
-      entry.s.slice(entry.z).set(snapshot);
-    }
-    markDirty(entry.s);
+    markDirty(restoreSnapshot(entry, snapshot));
     if (entry.vp.z !== entry.z) entry.vp.setSlice(entry.z, true); else entry.vp.render();
   }
 
   function undo() {
-    const e = state.undo.pop();
+    const e = state.history.undo();
     if (!e) return;
-    state.redo.push(e);
     applySnapshot(e, e.before);
     updateUndoButtons();
   }
 
   function redo() {
-    const e = state.redo.pop();
+    const e = state.history.redo();
     if (!e) return;
-    state.undo.push(e);
     applySnapshot(e, e.after);
     updateUndoButtons();
   }
 
   function updateUndoButtons() {
     const u = $("#undo"), r = $("#redo");
-    if (u) u.disabled = !state.undo.length;
-    if (r) r.disabled = !state.redo.length;
+    if (u) u.disabled = !state.history.canUndo;
+    if (r) r.disabled = !state.history.canRedo;
   }
 
   function paintDisc(s, z, cx, cy, r, value) {
-    const w = s.shape[2], h = s.shape[1];
-    const sl = s.slice(z);
-    const r2 = r * r;
-    const x0 = Math.max(0, Math.floor(cx - r)), x1 = Math.min(w - 1, Math.ceil(cx + r));
-    const y0 = Math.max(0, Math.floor(cy - r)), y1 = Math.min(h - 1, Math.ceil(cy + r));
-    for (let y = y0; y <= y1; y++) {
-      const dy = y + 0.5 - cy;
-      for (let x = x0; x <= x1; x++) {
-        const dx = x + 0.5 - cx;
-        if (dx * dx + dy * dy <= r2) sl[y * w + x] = value;
-      }
-    }
+    paintDiscOn(s.slice(z), s.shape[2], s.shape[1], cx, cy, r, value);
   }
 
   function paintSegment(s, z, a, b, r, value) {
-    const d = Math.hypot(b.x - a.x, b.y - a.y);
-    const steps = Math.max(1, Math.ceil(d / Math.max(0.5, r / 2)));
-    for (let i = 1; i <= steps; i++) {
-      const t = i / steps;
-      paintDisc(s, z, a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, r, value);
-    }
+    paintSegmentOn(s.slice(z), s.shape[2], s.shape[1], a, b, r, value);
   }
 
   function fillPolygon(s, z, pts, value) {
@@ -641,48 +582,20 @@
   }
 
   /**
-   * Flood fill that respects the image (ITK-SNAP / Slicer style): from the clicked voxel the
-   * region grows over 4-connected (2-D) or 6-connected (3-D) voxels that carry the clicked
-   * voxel's current label *and* whose intensity lies within ± tolerance of the clicked
-   * voxel's (tolerance in % of the viewport's window width, so it follows what the user
-   * sees). A region larger than the limit (half the slice in 2-D, FILL_3D_LIMIT voxels in
-   * 3-D) is not filled: that is a leak through a gap, not a lesion.
-   * Returns {filled, idx} or {tooLarge, limit}.
+   * The flood fill's region from (x, y) on ``vp``'s slice (./lib/masks.js regionGrow): the
+   * tolerance is a % of the viewport's window width, so it follows what the user sees.
    */
-  const FILL_3D_LIMIT = 200000;
-  function regionGrow(vp, x, y) {
+  function growFrom(vp, x, y) {
     const s = vp.s;
-    const w = s.shape[2], h = s.shape[1], nz = s.shape[0], plane = s.sliceSize;
-    if (x < 0 || y < 0 || x >= w || y >= h || !s.pixels) return { filled: 0, idx: null };
-    const px = s.pixels, labels = editSeries(vp).labels;
-    const tol = (state.fillTolerance / 100) * vp.viewport().voi.windowWidth / (s.slope || 1);
-    const seed = vp.z * plane + y * w + x;
-    const v0 = px[seed], target = labels[seed];
-    const three = state.fill3d;
-    const limit = three ? FILL_3D_LIMIT : Math.floor(plane / 2);
-    const seen = new Uint8Array(labels.length);
-    const out = [];
-    const stack = [seed];
-    seen[seed] = 1;
-    while (stack.length) {
-      const i = stack.pop();
-      out.push(i);
-      if (out.length > limit) return { tooLarge: true, limit };
-      const k = (i / plane) | 0, r = i - k * plane, py = (r / w) | 0, pxl = r - py * w;
-      const next = [];
-      if (pxl > 0) next.push(i - 1);
-      if (pxl < w - 1) next.push(i + 1);
-      if (py > 0) next.push(i - w);
-      if (py < h - 1) next.push(i + w);
-      if (three && k > 0) next.push(i - plane);
-      if (three && k < nz - 1) next.push(i + plane);
-      for (const j of next) {
-        if (seen[j]) continue;
-        seen[j] = 1;
-        if (labels[j] === target && Math.abs(px[j] - v0) <= tol) stack.push(j);
-      }
-    }
-    return { filled: out.length, idx: Int32Array.from(out) };
+    if (!s.pixels) return { filled: 0, idx: null };
+    return regionGrow({
+      pixels: s.pixels,
+      labels: editSeries(vp).labels,
+      shape: s.shape,
+      seed: { x, y, z: vp.z },
+      tolerance: (state.fillTolerance / 100) * vp.viewport().voi.windowWidth / (s.slope || 1),
+      threeD: state.fill3d,
+    });
   }
 
   async function floodFill(vp, x, y, value) {
@@ -691,7 +604,7 @@
     const status = $("#fill-status");
     const seedLabel = s.labels[vp.z * s.sliceSize + y * s.shape[2] + x];
     if (seedLabel === value) return;
-    const found = regionGrow(vp, x, y);
+    const found = growFrom(vp, x, y);
     if (found.tooLarge) {
       if (status) {
         status.textContent = interpolate(gettext("Not filled: the region grows past %(n)s voxels (a gap in the edge?). Lower the tolerance or close the outline."),
@@ -817,12 +730,6 @@
   }
 
   // ---- network ---------------------------------------------------------------------------------------
-  async function gzip(bytes) {
-    if (!("CompressionStream" in window)) return null;
-    const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  }
-
   async function loadMask(s, url, pending) {
     const r = await (pending || fetch(url, { credentials: "same-origin" }));
     if (!r.ok) throw new Error(gettext("Could not load the mask"));
@@ -866,31 +773,15 @@
   }
 
   function jsonFetch(url, method, body, extraHeaders) {
-    return fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: Object.assign({ "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" }, extraHeaders || {}),
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).then(async (r) => {
-      const data = await r.json().catch(() => ({}));
-      if (!r.ok) { const err = new Error(data.message || r.statusText); err.status = r.status; err.data = data; throw err; }
-      return data;
-    });
+    return apiFetch(url, { method, body, headers: extraHeaders || {}, csrf });
   }
 
   async function saveSeries(s, etagOverride) {
     const version = s.version;
-    const headers = { "Content-Type": "application/octet-stream", "X-CSRFToken": csrf, Accept: "application/json" };
-    let body = await gzip(s.labels);
-    if (body) headers["Content-Encoding"] = "gzip"; else body = s.labels;
-    const etag = etagOverride || s.etag;
-    if (etag) headers["If-Match"] = etag;
-    const r = await fetch(s.conf.save_url, { method: "PUT", body, headers, credentials: "same-origin" });
-    const data = await r.json().catch(() => ({}));
-    if (r.status === 412 || r.status === 428) return { conflict: data, series: s };
-    if (!r.ok) throw new Error(data.message || r.statusText);
-    const timing = /dur=([\d.]+)/.exec(r.headers.get("Server-Timing") || "");
-    window.__strokeaid_last_save_server_ms = timing ? Number(timing[1]) : null;
+    const result = await putMask(s.conf.save_url, s.labels, { etag: etagOverride || s.etag, csrf });
+    if (result.conflict) return { conflict: result.conflict, series: s };
+    const data = result.data;
+    window.__strokeaid_last_save_server_ms = result.serverMs;
     s.etag = data.etag;
     s.annotation = Object.assign({}, s.annotation || {}, {
       id: data.annotation, state: data.state, etag: data.etag, revision: data.revision.number,
@@ -966,8 +857,7 @@
       const a = s.annotation;
       await loadMask(s, cfg.urls.annotation.replace("{id}", a.id) + "mask.raw");
       s.dirty = false;
-      state.undo = state.undo.filter((e) => e.s !== s);
-      state.redo = state.redo.filter((e) => e.s !== s);
+      state.history.drop((e) => e.s === s);
       updateUndoButtons();
       await refreshAnnotation(s);
       viewports.forEach((v) => v.render());
@@ -1145,7 +1035,7 @@
     let revisions = [];
     try {
       revisions = await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + "revisions/", "GET");
-    } catch (err) { return; }
+    } catch { return; }
     if (state.active.s !== s) return;
     for (const rev of revisions) {
       const li = document.createElement("li");
@@ -1176,8 +1066,7 @@
       await jsonFetch(base + "revisions/" + number + "/restore/", "POST", undefined, s.etag ? { "If-Match": s.etag } : {});
       await loadMask(s, base + "mask.raw");
       s.dirty = false;
-      state.undo = state.undo.filter((e) => e.s !== s);
-      state.redo = state.redo.filter((e) => e.s !== s);
+      state.history.drop((e) => e.s === s);
       updateUndoButtons();
       await refreshAnnotation(s);
       updateSaveStatus(interpolate(gettext("Restored revision %s"), [number]));
@@ -1392,4 +1281,4 @@
   };
 
   start();
-})();
+}());

@@ -18,7 +18,7 @@
   /* The translated label of a status, from a {status: label} map rendered with json_script. */
   function statusLabels(elementId) {
     const el = document.getElementById(elementId || "job-status-labels");
-    try { return el ? JSON.parse(el.textContent) : {}; } catch (e) { return {}; }
+    try { return el ? JSON.parse(el.textContent) : {}; } catch { return {}; }
   }
 
   function watch(options) {
@@ -32,7 +32,7 @@
     function stop() {
       stopped = true;
       clearTimeout(timer);
-      if (socket) { try { socket.close(); } catch (e) { /* already closed */ } }
+      if (socket) { try { socket.close(); } catch { /* already closed */ } }
     }
     function update(state, source) {
       if (stopped || !state) { return; }
@@ -65,11 +65,11 @@
           options.id + "/");
         socket.onmessage = function (event) {
           let state = null;
-          try { state = JSON.parse(event.data); } catch (e) { return; }
+          try { state = JSON.parse(event.data); } catch { return; }
           update(state, "socket");
         };
         socket.onerror = function () { /* the poll carries on */ };
-      } catch (e) { socket = null; }
+      } catch { socket = null; }
     }
     poll();
     return handle;

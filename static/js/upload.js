@@ -83,8 +83,8 @@
     try {
       var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
       var ws = new WebSocket(scheme + window.location.host + "/ws/jobs/upload/" + jobId + "/");
-      ws.onmessage = function (ev) { try { handle(JSON.parse(ev.data)); } catch (e) { /* ignore */ } };
-    } catch (e) { /* polling covers it */ }
+      ws.onmessage = function (ev) { try { handle(JSON.parse(ev.data)); } catch { /* ignore */ } };
+    } catch { /* polling covers it */ }
     poll(false);
   }
 
@@ -112,7 +112,7 @@
     xhr.onerror = function () { showError(t("The connection failed.")); };
     xhr.onload = function () {
       var body = {};
-      try { body = JSON.parse(xhr.responseText || "{}"); } catch (e) { body = {}; }
+      try { body = JSON.parse(xhr.responseText || "{}"); } catch { body = {}; }
       if (xhr.status === 201) { showSeries(body.series, body.skipped); }
       else if (xhr.status === 202) { watchJob(body.job); }
       else if (xhr.status === 413) { showError(body.message || t("The upload is too large."), body.extra); }
