@@ -150,7 +150,8 @@ def stow_ingest(
 SEARCH_KEYS = {
     "patient_id": ("PatientID", re.compile(r"^[^\\\\]{1,64}$")),
     "accession": ("AccessionNumber", re.compile(r"^[^\\\\]{1,16}$")),
-    "date": ("StudyDate", re.compile(r"^(\d{8})?(-(\d{8})?)?$")),
+    # A day, or a range open at either end (PS3.4 C.2.2.2.5): 20240101, 20240101-, -20240131.
+    "date": ("StudyDate", re.compile(r"^(\d{8}(-(\d{8})?)?|-\d{8})$")),
     "modality": ("ModalitiesInStudy", re.compile(r"^[A-Z]{2,16}$")),
 }
 #: Attributes of a found study shown to the user (no patient name or birth date).
