@@ -101,3 +101,14 @@ def user_with_model(work: Path, username: str, group: str) -> str:
         user=user,
     )
     return token
+
+
+def platform_setup(work: Path) -> dict[str, str]:
+    """``platform_env(work)``, then Django set up on it and migrated; returns the env."""
+    env = platform_env(work)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    return env

@@ -23,7 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _django import ROOT, free_port, platform_env, user_with_model, wait_http
+from _django import ROOT, free_port, platform_setup, user_with_model, wait_http
 
 POLL = 0.2
 
@@ -79,13 +79,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
         work = Path(tmp)
-        env = platform_env(work)
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0, interactive=False)
-        sys.path.insert(0, str(ROOT))
+        env = platform_setup(work)
         from bot.services import service_account_token
         from bot.telegram.app import BotConfig, StrokeAidBot
         from tests.bot.fake_telegram import FakeTelegram

@@ -27,7 +27,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _django import ROOT, free_port, platform_env, user_with_model, wait_http
+from _django import ROOT, free_port, platform_setup, user_with_model, wait_http
 
 POLL = 0.2
 KINDS = ("DWI", "ADC", "FLAIR")
@@ -106,13 +106,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         work = Path(tmp)
-        env = platform_env(work)
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0, interactive=False)
-        sys.path.insert(0, str(ROOT))
+        env = platform_setup(work)
         from tests.gateway.orthanc import Orthanc
 
         token = user_with_model(work, "bench-manager", "data_manager")
