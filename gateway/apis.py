@@ -35,6 +35,7 @@ from gateway.dicomweb import (
     stow_ingest,
 )
 from gateway.models import PacsImport
+from gateway.selectors import pacs_import_get_for_user
 from strokeaid_site.conf import app_settings
 from strokeaid_site.errors import ApplicationError, ForbiddenError, NotFoundError, TooLargeError
 
@@ -162,11 +163,7 @@ class PacsImportDetailApi(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, job_id: int) -> Response:
-        job = (
-            PacsImport.objects.select_related("received__case")
-            .filter(pk=job_id, created_by=request_user(request))
-            .first()
-        )
+        job = pacs_import_get_for_user(user=request_user(request), job_id=job_id)
         if job is None:
             raise NotFoundError(_("No such import."), {"id": job_id})
         return Response(pacs_import_payload(job))

@@ -12,8 +12,9 @@ from django.shortcuts import render
 
 from accounts.roles import DATA_MANAGER, has_role
 from cases.models import Case
-from gateway.models import DestinationStatus, ReceivedStudy
+from gateway.models import ReceivedStudy
 from gateway.results import destinations
+from gateway.selectors import destination_statuses, received_studies_recent, received_study_for_case
 from strokeaid_site.conf import app_settings
 
 
@@ -21,8 +22,8 @@ from strokeaid_site.conf import app_settings
 def studies_view(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, DATA_MANAGER):
         raise PermissionDenied
-    studies = ReceivedStudy.objects.select_related("case")[:200]
-    known = {d.name: d for d in DestinationStatus.objects.all()}
+    studies = received_studies_recent()
+    known = destination_statuses()
     targets = [{"destination": d, "status": known.get(d.name)} for d in destinations()]
     return render(
         request,
@@ -42,7 +43,7 @@ def studies_view(request: HttpRequest) -> HttpResponse:
 def case_panel_context(request: HttpRequest, case: Case) -> dict[str, Any] | None:
     """The case page's "From the PACS" panel: where a gateway case came from and whether
     its results reached the PACS (hidden for cases that did not come through the gateway)."""
-    study = ReceivedStudy.objects.filter(case=case).first()
+    study = received_study_for_case(case=case)
     if study is None:
         return None
     return {"study": study, "pending": study.state == ReceivedStudy.State.PREDICTED}
