@@ -112,3 +112,64 @@ def platform_setup(work: Path) -> dict[str, str]:
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     return env
+
+
+def rest_upload_predict(
+    base: str,
+    token: str,
+    study_zip: bytes,
+    code: str,
+    *,
+    kind: str | None = None,
+    report: bool = False,
+    poll: float = 0.2,
+) -> float:
+    """Seconds a REST client takes from a new case to a done prediction: create the case,
+    upload the zipped study (``kind`` given or read from the headers), wait for the upload,
+    queue the prediction, wait for it, and with ``report`` fetch its report picture."""
+    import httpx
+
+    started = time.perf_counter()
+    with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=300) as c:
+        case = c.post("/api/cases/", json={"code": code}).json()
+        up = c.post(
+            f"/api/cases/{case['id']}/uploads/",
+            data={"kind": kind} if kind else {},
+            files=[("files", ("study.zip", study_zip, "application/zip"))],
+        )
+        if up.status_code == 202:
+            job = up.json()["job"]
+            while c.get(f"/api/uploads/{job}/").json()["status"] not in ("done", "failed"):
+                time.sleep(poll)
+        prediction = c.post(f"/api/cases/{case['id']}/predictions/").json()
+        while True:
+            state = c.get(f"/api/predictions/{prediction['id']}/").json()
+            if state["status"] in ("done", "failed"):
+                break
+            time.sleep(poll)
+        assert state["status"] == "done", state
+        if report:
+            png = c.get(f"/api/predictions/{prediction['id']}/report.png")
+            assert png.content[:4] == b"\x89PNG"
+    return time.perf_counter() - started
+
+
+def ratio_report(
+    benchmark: str, name: str, ours: list[float], rest: list[float], target: float, **extra: object
+) -> dict[str, object]:
+    """The JSON of a benchmark that times one path (``name``) against the REST baseline: the
+    medians, every run, the ratio of the medians and whether it meets ``target``."""
+    import statistics
+
+    ratio = statistics.median(ours) / statistics.median(rest)
+    return {
+        "benchmark": benchmark,
+        **extra,
+        f"{name}_seconds_median": round(statistics.median(ours), 3),
+        "rest_seconds_median": round(statistics.median(rest), 3),
+        f"{name}_seconds": [round(x, 3) for x in ours],
+        "rest_seconds": [round(x, 3) for x in rest],
+        "ratio": round(ratio, 3),
+        "target": target,
+        "met": ratio <= target,
+    }

@@ -16,14 +16,21 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
 import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from _django import ROOT, free_port, platform_setup, user_with_model, wait_http
+from _django import (
+    ROOT,
+    free_port,
+    platform_setup,
+    ratio_report,
+    rest_upload_predict,
+    user_with_model,
+    wait_http,
+)
 
 POLL = 0.2
 
@@ -45,30 +52,7 @@ def _study_zip(slices: int, work: Path) -> bytes:
 
 
 def _rest_once(base: str, token: str, data: bytes, n: int) -> float:
-    import httpx
-
-    started = time.perf_counter()
-    with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=300) as c:
-        case = c.post("/api/cases/", json={"code": f"REST-{n:04d}"}).json()
-        up = c.post(
-            f"/api/cases/{case['id']}/uploads/",
-            data={"kind": "DWI"},
-            files=[("files", ("study.zip", data, "application/zip"))],
-        )
-        if up.status_code == 202:
-            job = up.json()["id"]
-            while c.get(f"/api/uploads/{job}/").json()["status"] not in ("done", "failed"):
-                time.sleep(POLL)
-        prediction = c.post(f"/api/cases/{case['id']}/predictions/").json()
-        while True:
-            state = c.get(f"/api/predictions/{prediction['id']}/").json()
-            if state["status"] in ("done", "failed"):
-                break
-            time.sleep(POLL)
-        assert state["status"] == "done", state
-        png = c.get(f"/api/predictions/{prediction['id']}/report.png")
-        assert png.content[:4] == b"\x89PNG"
-    return time.perf_counter() - started
+    return rest_upload_predict(base, token, data, f"REST-{n:04d}", kind="DWI", report=True)
 
 
 def main() -> None:
@@ -143,24 +127,10 @@ def main() -> None:
             server.terminate()
             server.wait(30)
             telegram.stop()
-        ratio = statistics.median(via_bot) / statistics.median(rest)
-        print(
-            json.dumps(
-                {
-                    "benchmark": "bot",
-                    "slices": args.slices,
-                    "repeats": args.repeats,
-                    "bot_seconds_median": round(statistics.median(via_bot), 3),
-                    "rest_seconds_median": round(statistics.median(rest), 3),
-                    "bot_seconds": [round(x, 3) for x in via_bot],
-                    "rest_seconds": [round(x, 3) for x in rest],
-                    "ratio": round(ratio, 3),
-                    "target": 1.2,
-                    "met": ratio <= 1.2,
-                },
-                indent=2,
-            )
+        report = ratio_report(
+            "bot", "bot", via_bot, rest, 1.2, slices=args.slices, repeats=args.repeats
         )
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ def main() -> None:
     from cases.phantoms import ETIOLOGIES, generate_case
     from cases.services.case import case_create
     from cases.services.series import series_create_from_phantom
+    from inference.exports.services import export_build
     from inference.models import ExportJob
-    from inference.services.export import export_build
 
     user = user_create(
         username="bench-export", password=secrets.token_urlsafe(16), roles=["data_manager"]

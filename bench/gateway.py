@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,15 @@ import time
 import zipfile
 from pathlib import Path
 
-from _django import ROOT, free_port, platform_setup, user_with_model, wait_http
+from _django import (
+    ROOT,
+    free_port,
+    platform_setup,
+    ratio_report,
+    rest_upload_predict,
+    user_with_model,
+    wait_http,
+)
 
 POLL = 0.2
 KINDS = ("DWI", "ADC", "FLAIR")
@@ -47,32 +54,11 @@ def _study(slices: int, seed: int, work: Path) -> list[Path]:
 
 
 def _rest_once(base: str, token: str, files: list[Path], n: int) -> float:
-    import httpx
-
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         for path in files:
             z.writestr(f"{path.parent.name}/{path.name}", path.read_bytes())
-    data = buffer.getvalue()
-    started = time.perf_counter()
-    with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=300) as c:
-        case = c.post("/api/cases/", json={"code": f"REST-{n:04d}"}).json()
-        up = c.post(
-            f"/api/cases/{case['id']}/uploads/",
-            files=[("files", ("study.zip", data, "application/zip"))],
-        )
-        if up.status_code == 202:
-            job = up.json()["id"]
-            while c.get(f"/api/uploads/{job}/").json()["status"] not in ("done", "failed"):
-                time.sleep(POLL)
-        prediction = c.post(f"/api/cases/{case['id']}/predictions/").json()
-        while True:
-            state = c.get(f"/api/predictions/{prediction['id']}/").json()
-            if state["status"] in ("done", "failed"):
-                break
-            time.sleep(POLL)
-        assert state["status"] == "done", state
-    return time.perf_counter() - started
+    return rest_upload_predict(base, token, buffer.getvalue(), f"REST-{n:04d}")
 
 
 def _results_in(orthanc: object, study: str) -> set[str]:
@@ -153,27 +139,19 @@ def main() -> None:
             listener.wait(30)
             server.wait(30)
             orthanc.stop()
-        ratio = statistics.median(gateway) / statistics.median(rest)
-        print(
-            json.dumps(
-                {
-                    "benchmark": "gateway",
-                    "slices": args.slices,
-                    "series": len(KINDS),
-                    "repeats": args.repeats,
-                    "quiet_seconds": args.quiet,
-                    "gateway_seconds_median": round(statistics.median(gateway), 3),
-                    "rest_seconds_median": round(statistics.median(rest), 3),
-                    "gateway_seconds": [round(x, 3) for x in gateway],
-                    "rest_seconds": [round(x, 3) for x in rest],
-                    "returned": returned,
-                    "ratio": round(ratio, 3),
-                    "target": 1.3,
-                    "met": ratio <= 1.3,
-                },
-                indent=2,
-            )
+        report = ratio_report(
+            "gateway",
+            "gateway",
+            gateway,
+            rest,
+            1.3,
+            slices=args.slices,
+            series=len(KINDS),
+            repeats=args.repeats,
+            quiet_seconds=args.quiet,
+            returned=returned,
         )
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

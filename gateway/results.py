@@ -37,12 +37,12 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from cases import storage
+from cases.dicom.deid import uid_remap
 from cases.models import Label, Series
-from cases.services.deid import uid_remap
 from gateway.models import DestinationStatus, ReceivedStudy
+from inference.exports.formats.dicom_seg import INFARCT, infarct_segments
 from strokeaid_site.conf import app_settings
 
-INFARCT = hd.sr.CodedConcept("55641003", "SCT", "Infarct")
 #: Seconds before the n-th retry of a failed send (capped).
 BACKOFF_SECONDS = (5, 15, 60, 300, 900)
 
@@ -156,31 +156,22 @@ def segmentation_for(
     model_name: str,
 ) -> hd.seg.Segmentation | None:
     """A SEG of ``labels`` (one frame per source, same order); None when nothing is found."""
-    present = [int(v) for v in np.unique(labels) if v]
-    if not present:
-        return None
-    lut = np.zeros(256, dtype=np.uint8)
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name="Stroke AID", version=model_name[:64], family=codes.cid7162.ArtificialIntelligence
+    segments = infarct_segments(
+        labels,
+        titles,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm=hd.AlgorithmIdentificationSequence(
+            name="Stroke AID",
+            version=model_name[:64],
+            family=codes.cid7162.ArtificialIntelligence,
+        ),
     )
-    descriptions = []
-    for number, value in enumerate(present, start=1):
-        lut[value] = number
-        title = titles.get(value, str(value))
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=f"Infarct, {title}"[:64],
-                segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-                segmented_property_type=INFARCT,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                algorithm_identification=algorithm,
-                anatomic_regions=[codes.SCT.Brain],
-            )
-        )
+    if segments is None:
+        return None
+    pixels, descriptions = segments
     return hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=lut[labels],
+        pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         **_new_object(series_number=9901),

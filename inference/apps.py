@@ -18,17 +18,18 @@ class InferenceConfig(AppConfig):
         from strokeaid_site.navigation import register_nav_item
 
         from . import selectors
-        from .review_views import case_review_link
+        from .exports import selectors as export_selectors
+        from .review.views import case_review_link
         from .views import case_predictions_panel_context
 
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
-        register_job_kind("export", selectors.export_can_view)
+        register_job_kind("export", export_selectors.export_can_view)
         register_prediction_overlay(selectors.prediction_overlay)
         register_case_file_prefixes(selectors.prediction_file_prefixes)
         register_key_owner("predictions", selectors.prediction_keys_referenced)
         register_key_owner("models", selectors.model_keys_referenced)
-        register_key_owner("exports", selectors.export_keys_referenced)
+        register_key_owner("exports", export_selectors.export_keys_referenced)
         # The models page lists versions and training runs: the roles that read training runs
         # open the model review and get the menu entry. Clinicians may open the page too, but
         # they only need the active model, which their case page names.

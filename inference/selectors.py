@@ -19,13 +19,12 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role, user_roles
+from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, user_roles
 from cases import storage
 from cases.models import Case, Label, Series
 from cases.selectors import case_visible_queryset
 from inference.models import (
     DatasetSnapshot,
-    ExportJob,
     JobStatus,
     ModelVersion,
     PredictionJob,
@@ -212,18 +211,9 @@ def model_keys_referenced() -> list[str]:
     return [f"{key}*" for key in ModelVersion.objects.values_list("weights_key", flat=True)]
 
 
-def export_keys_referenced() -> list[str]:
-    return [key for key in ExportJob.objects.values_list("result_key", flat=True) if key]
-
-
 def model_active_get() -> ModelVersion | None:
     """The active model version, or None."""
     return ModelVersion.objects.filter(is_active=True).select_related("label_set").first()
-
-
-def export_can_view(user: Any, export_id: int) -> bool:
-    """Websocket access check for ``ws/jobs/export/<id>/`` (data managers only)."""
-    return has_role(user, DATA_MANAGER) and ExportJob.objects.filter(pk=export_id).exists()
 
 
 def prediction_outputs_for_series(*, series: Series, limit: int = 20) -> list[PredictionSeries]:
@@ -240,29 +230,12 @@ def label_colors(*, label_set: Any) -> dict[str, str]:
     return dict(Label.objects.filter(label_set=label_set).values_list("name", "color"))
 
 
-def export_case_ids_matching(
-    *,
-    confirmed: str,
-    etiology: str | None,
-    created_after: Any,
-    created_before: Any,
-    approved_only: bool,
-) -> list[int]:
-    """Ids of the cases with a saved mask (an approved one with ``approved_only``) that match
-    the export form's filters; ``confirmed`` is "yes", "no" or anything else for both."""
-    from annotation.models import Annotation
-
-    qs = Case.objects.all()
-    if confirmed in ("yes", "no"):
-        qs = qs.filter(confirmed=confirmed == "yes")
-    if etiology:
-        qs = qs.filter(etiology__name=etiology)
-    if created_after:
-        qs = qs.filter(created_at__date__gte=created_after)
-    if created_before:
-        qs = qs.filter(created_at__date__lte=created_before)
-    masked = Annotation.objects.filter(current_revision__isnull=False)
-    if approved_only:
-        masked = masked.filter(state=Annotation.State.APPROVED)
-    qs = qs.filter(pk__in=masked.values("series__case_id"))
-    return sorted(qs.values_list("pk", flat=True))
+def labels_by_set_and_name(jobs: list[PredictionJob]) -> dict[tuple[int, str], Label]:
+    """The labels of the jobs' models by (label set, name), in one query."""
+    if not jobs:
+        return {}
+    set_ids = {job.model.label_set_id for job in jobs}
+    return {
+        (lab.label_set_id, lab.name): lab
+        for lab in Label.objects.filter(label_set_id__in=set_ids).order_by("value")
+    }

@@ -56,8 +56,11 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     ),
 ]
 
-# --- review pages and exports (issue 5) -----------------------------------------------------
-from . import review_apis, review_views  # noqa: E402
+# --- the review and exports rooms ------------------------------------------------------------
+from .exports import apis as export_apis  # noqa: E402
+from .exports import views as export_views  # noqa: E402
+from .review import apis as review_apis  # noqa: E402
+from .review import views as review_views  # noqa: E402
 
 page_urlpatterns += [
     path("review/series/<int:series_id>/", review_views.series_review_page, name="review-series"),
@@ -82,14 +85,14 @@ page_urlpatterns += [
         review_views.model_review_plot,
         name="model-review-plot",
     ),
-    path("exports/", review_views.exports_page, name="exports"),
+    path("exports/", export_views.exports_page, name="exports"),
 ]
 api_urlpatterns += [
-    path("exports/", review_apis.ExportListApi.as_view(), name="export-list"),
-    path("exports/<int:export_id>/", review_apis.ExportDetailApi.as_view(), name="export-detail"),
+    path("exports/", export_apis.ExportListApi.as_view(), name="export-list"),
+    path("exports/<int:export_id>/", export_apis.ExportDetailApi.as_view(), name="export-detail"),
     path(
         "exports/<int:export_id>/download/",
-        review_apis.ExportDownloadApi.as_view(),
+        export_apis.ExportDownloadApi.as_view(),
         name="export-download",
     ),
     path(

@@ -195,7 +195,7 @@ def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str
         return None
     jobs = list(selectors.prediction_list_for_case(user=request.user, case_id=case.pk)[:5])
     can_compare = has_role(request.user, *REVIEW_ROLES)
-    labels = _labels_by_name(jobs)
+    labels = selectors.labels_by_set_and_name(jobs)
     return {
         "predictions": [
             _prediction_row(job, labels=labels, can_compare=can_compare) for job in jobs
@@ -205,17 +205,6 @@ def case_predictions_panel_context(request: HttpRequest, case: Case) -> dict[str
         "post_url": reverse("inference-api:case-prediction-list", args=[case.pk]),
         "editor_url": reverse("annotation:editor", args=[case.pk]) + "?prediction=1",
         "status_labels": job_status_labels(),
-    }
-
-
-def _labels_by_name(jobs: list[PredictionJob]) -> dict[tuple[int, str], Label]:
-    """The labels of the jobs' models by (label set, name), in one query."""
-    if not jobs:
-        return {}
-    set_ids = {job.model.label_set_id for job in jobs}
-    return {
-        (lab.label_set_id, lab.name): lab
-        for lab in Label.objects.filter(label_set_id__in=set_ids).order_by("value")
     }
 
 

@@ -479,6 +479,177 @@ def make_scheduler(
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
 
 
+def _check_spec(spec: ModelSpec, config: TrainConfig) -> None:
+    """The architecture fields of ``spec`` must be those of ``config``."""
+    mismatch = [
+        name
+        for name, a, b in (
+            ("encoder", spec.encoder, config.encoder),
+            ("in_kinds", tuple(spec.channel_kinds), tuple(config.in_kinds)),
+            ("context_slices", spec.context_slices, config.context_slices),
+            ("projection_kinds", spec.projection_kinds, _projections(config)),
+            ("image_size", spec.image_size, config.image_size),
+        )
+        if a != b
+    ]
+    if mismatch:
+        raise ValueError(f"spec and config disagree on {', '.join(mismatch)}")
+
+
+def _device_for(config: TrainConfig) -> torch.device:
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.num_threads or _cpu_count())
+    else:
+        # Speed over bit-exact reproducibility on GPU: autotuned convolution kernels.
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+@dataclass
+class _Plan:
+    """How long a run lasts: steps per epoch, epochs, steps, validation cadence, deadline."""
+
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+    validate_every: int
+    min_epochs: int
+    deadline: float
+
+    @classmethod
+    def of(cls, n_slices: int, config: TrainConfig, started: float) -> _Plan:
+        # BatchNorm cannot train on a batch of one slice: a trailing single slice is dropped.
+        per_epoch = max(
+            1, n_slices // config.batch_size + (1 if n_slices % config.batch_size >= 2 else 0)
+        )
+        # The budget is in steps: small datasets get more epochs (see TrainConfig.min_steps).
+        epochs = max(config.epochs, math.ceil(config.min_steps / per_epoch))
+        return cls(
+            steps_per_epoch=per_epoch,
+            epochs=epochs,
+            total_steps=max(1, per_epoch * epochs),
+            validate_every=max(
+                1, config.validate_every, math.ceil(config.validate_every_steps / per_epoch)
+            ),
+            min_epochs=epochs // 2 if config.min_epochs is None else config.min_epochs,
+            deadline=started + config.max_minutes * 60.0 if config.max_minutes else math.inf,
+        )
+
+
+class _Clock:
+    """Counts steps, reports progress (at most twice a second), polls for cancellation
+    (about once a second) and watches the wall-clock budget."""
+
+    def __init__(
+        self,
+        plan: _Plan,
+        *,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.plan, self.on_progress, self.should_stop = plan, on_progress, should_stop
+        self.step = 0
+        self.progress_throttle, self.stop_throttle = _Throttle(0.5), _Throttle(1.0)
+
+    def tick(self) -> Literal["cancelled", "budget"] | None:
+        """After a step: why the run must stop now, or None."""
+        self.step += 1
+        if self.on_progress is not None and self.progress_throttle.due():
+            self.on_progress(min(1.0, self.step / self.plan.total_steps))
+        if self.should_stop is not None and self.stop_throttle.due() and self.should_stop():
+            return "cancelled"
+        if time.perf_counter() > self.plan.deadline:
+            return "budget"
+        return None
+
+
+class _Stepper:
+    """One optimiser step on a batch: augmentation on the device, mixed precision on CUDA,
+    gradient scaling and clipping, the per-step schedule."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        loss_fn: SegmentationLoss,
+        config: TrainConfig,
+        device: torch.device,
+        total_steps: int,
+        image_channels: int,
+    ) -> None:
+        self.model, self.loss_fn, self.config = model, loss_fn, config
+        self.image_channels = image_channels
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = make_scheduler(self.optimizer, config, total_steps)
+        self.use_amp = config.amp and device.type == "cuda"
+        self.amp_dtype = (
+            torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        )
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+        )
+        self.aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Trains on one batch; returns its loss (detached, on the device: no host sync)."""
+        config = self.config
+        xb = xb.to(dtype=torch.float32)
+        if config.augment.enabled:
+            with torch.no_grad():
+                xb, yb = augment_batch(
+                    xb, yb, config.augment, generator=self.aug_gen,
+                    image_channels=self.image_channels,
+                )  # fmt: skip
+        xb = xb.contiguous(memory_format=self.memory_format)
+        with torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.use_amp):
+            logits = self.model(xb)
+        loss = self.loss_fn(logits, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        detached: torch.Tensor = loss.detach()
+        return detached
+
+
+@dataclass
+class _Best:
+    """The best epoch so far: its score, metrics and weights, and validations since."""
+
+    score: float = -math.inf
+    epoch: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    def offer(self, score: float, epoch: int, metrics: dict[str, float], model: nn.Module) -> bool:
+        """Keeps ``model``'s weights when ``score`` beats the best; True when it did. A NaN
+        score (no validation this epoch) changes nothing."""
+        if math.isnan(score):
+            return False
+        if score > self.score:
+            self.score, self.epoch, self.metrics, self.stale = score, epoch, metrics, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return True
+        self.stale += 1
+        return False
+
+
 def train(
     *,
     train_cases: Sequence[CaseArrays],
@@ -514,26 +685,9 @@ def train(
     Raises:
         ValueError: spec/config disagree, or there is no training slice.
     """
-    mismatch = [
-        name
-        for name, a, b in (
-            ("encoder", spec.encoder, config.encoder),
-            ("in_kinds", tuple(spec.channel_kinds), tuple(config.in_kinds)),
-            ("context_slices", spec.context_slices, config.context_slices),
-            ("projection_kinds", spec.projection_kinds, _projections(config)),
-            ("image_size", spec.image_size, config.image_size),
-        )
-        if a != b
-    ]
-    if mismatch:
-        raise ValueError(f"spec and config disagree on {', '.join(mismatch)}")
+    _check_spec(spec, config)
     started = time.perf_counter()
-    device = resolve_device(config.device)
-    if device.type == "cpu":
-        torch.set_num_threads(config.num_threads or _cpu_count())
-    else:
-        # Speed over bit-exact reproducibility on GPU: autotuned convolution kernels.
-        torch.backends.cudnn.benchmark = True
+    device = _device_for(config)
     seed_everything(config.seed)
 
     dataset = build_slice_dataset(
@@ -550,11 +704,10 @@ def train(
     if device.type == "cuda":
         # One transfer up front; every batch is then a device-side gather.
         x_all, y_all = x_all.to(device), y_all.to(device)
-    image_channels = spec.intensity_channels
 
     model = build_from_spec(spec).to(device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     weights = class_weights_from_counts(
         label_counts(dataset.y, spec.classes),
         max_weight=config.max_class_weight,
@@ -566,38 +719,24 @@ def train(
         dice_weight=config.dice_weight,
         lesion_dice_weight=config.lesion_dice_weight,
     )
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    plan = _Plan.of(n, config, started)
+    stepper = _Stepper(
+        model=model,
+        loss_fn=loss_fn,
+        config=config,
+        device=device,
+        total_steps=plan.total_steps,
+        image_channels=spec.intensity_channels,
     )
-    # BatchNorm cannot train on a batch of one slice: a trailing single slice is dropped.
-    steps_per_epoch = max(1, n // config.batch_size + (1 if n % config.batch_size >= 2 else 0))
-    # The budget is in steps: small datasets get more epochs (see TrainConfig.min_steps).
-    epochs_total = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
-    total_steps = max(1, steps_per_epoch * epochs_total)
-    validate_every = max(
-        1, config.validate_every, math.ceil(config.validate_every_steps / steps_per_epoch)
-    )
-    deadline = started + config.max_minutes * 60.0 if config.max_minutes else math.inf
-    scheduler = make_scheduler(optimizer, config, total_steps)
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     sample_gen = torch.Generator().manual_seed(config.seed)
-    aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     predictor = Predictor(model, spec, device, backend="eager", channels_last=config.channels_last)
 
     history: list[EpochReport] = []
-    best_score = -math.inf
-    best_epoch = 0
-    best_metrics: dict[str, float] = {}
-    best_state: dict[str, torch.Tensor] | None = None
-    stale = 0
-    min_epochs = epochs_total // 2 if config.min_epochs is None else config.min_epochs
+    best = _Best()
     stopped_early = cancelled = budget_exhausted = False
-    progress_throttle, stop_throttle = _Throttle(0.5), _Throttle(1.0)
-    step = 0
+    clock = _Clock(plan, on_progress=on_progress, should_stop=should_stop)
 
-    for epoch in range(1, epochs_total + 1):
+    for epoch in range(1, plan.epochs + 1):
         t_epoch = time.perf_counter()
         model.train()
         order = dataset.epoch_indices(
@@ -613,44 +752,19 @@ def train(
             index = order[start : start + config.batch_size]
             if index.numel() < 2:
                 break
-            xb = x_all[index].to(dtype=torch.float32)
-            yb = y_all[index]
-            if config.augment.enabled:
-                with torch.no_grad():
-                    xb, yb = augment_batch(
-                        xb, yb, config.augment, generator=aug_gen, image_channels=image_channels
-                    )
-            xb = xb.contiguous(memory_format=memory_format)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = model(xb)
-            loss = loss_fn(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            loss_sum += loss.detach()
+            loss_sum += stepper(x_all[index], y_all[index])
             n_steps += 1
-            step += 1
-            if on_progress is not None and progress_throttle.due():
-                on_progress(min(1.0, step / total_steps))
-            if should_stop is not None and stop_throttle.due() and should_stop():
-                cancelled = True
-                break
-            if time.perf_counter() > deadline:
-                budget_exhausted = True
+            stop = clock.tick()
+            if stop is not None:
+                cancelled, budget_exhausted = stop == "cancelled", stop == "budget"
                 break
         train_seconds = time.perf_counter() - t_epoch
         train_loss = float(loss_sum) / max(1, n_steps)
 
         t_val = time.perf_counter()
         metrics: dict[str, float] = {}
-        last = epoch == epochs_total or cancelled or budget_exhausted
-        validate = bool(val_cases) and (epoch % validate_every == 0 or last)
-        if validate:
+        last = epoch == plan.epochs or cancelled or budget_exhausted
+        if val_cases and (epoch % plan.validate_every == 0 or last):
             metrics = evaluate(predictor, val_cases, spec)
             score = _score(metrics, config.monitor)
         elif not val_cases:
@@ -659,32 +773,27 @@ def train(
             score = float("nan")
         val_seconds = time.perf_counter() - t_val
 
-        is_best = not math.isnan(score) and score > best_score
-        if is_best:
-            best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if checkpoint_path is not None:
-                save_checkpoint(
-                    checkpoint_path,
-                    model=model,
-                    spec=spec,
-                    epoch=epoch,
-                    metrics={**metrics, "score": score, "train_loss": train_loss},
-                    config=config.to_dict(),
-                )
-        elif not math.isnan(score):
-            stale += 1
+        is_best = best.offer(score, epoch, metrics, model)
+        if is_best and checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                model=model,
+                spec=spec,
+                epoch=epoch,
+                metrics={**metrics, "score": score, "train_loss": train_loss},
+                config=config.to_dict(),
+            )
         report = EpochReport(
             epoch=epoch,
             train_loss=train_loss,
-            lr=float(optimizer.param_groups[0]["lr"]),
+            lr=stepper.lr,
             metrics=metrics,
             score=score,
             is_best=is_best,
             train_seconds=train_seconds,
             val_seconds=val_seconds,
-            steps=step,
-            planned_steps=total_steps,
+            steps=clock.step,
+            planned_steps=plan.total_steps,
         )
         history.append(report)
         if on_epoch is not None:
@@ -693,32 +802,32 @@ def train(
             break
         if (
             config.early_stopping_patience
-            and stale >= config.early_stopping_patience
-            and min_epochs <= epoch < epochs_total  # the last epoch ends the run anyway
+            and best.stale >= config.early_stopping_patience
+            and plan.min_epochs <= epoch < plan.epochs  # the last epoch ends the run anyway
         ):
             stopped_early = True
             break
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best.state is not None:
+        model.load_state_dict(best.state)
     model.eval()
     if on_progress is not None:
         on_progress(1.0)
     return TrainResult(
         model=model,
         spec=spec,
-        best_epoch=best_epoch,
-        best_score=best_score,
-        best_metrics=best_metrics,
+        best_epoch=best.epoch,
+        best_score=best.score,
+        best_metrics=best.metrics,
         history=history,
         stopped_early=stopped_early,
         cancelled=cancelled,
-        checkpoint_path=checkpoint_path if best_state is not None else None,
+        checkpoint_path=checkpoint_path if best.state is not None else None,
         device=str(device),
         total_seconds=time.perf_counter() - started,
         n_train_slices=n,
-        steps=step,
-        planned_steps=total_steps,
-        undertrained=step < config.min_steps,
+        steps=clock.step,
+        planned_steps=plan.total_steps,
+        undertrained=clock.step < config.min_steps,
         budget_exhausted=budget_exhausted,
     )

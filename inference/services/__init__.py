@@ -6,9 +6,9 @@ Other apps import from here: ``demo_model_ensure``, ``prediction_request``,
 
 from datetime import timedelta
 
+from inference.exports.services import exports_reap_stale
 from inference.services.dataset import dataset_case_arrays, dataset_snapshot_create
 from inference.services.demo import demo_model_ensure
-from inference.services.export import exports_reap_stale
 from inference.services.prediction import (
     prediction_execute,
     prediction_label_volume,

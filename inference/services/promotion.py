@@ -23,7 +23,8 @@ from django.utils.translation import gettext as _
 
 from cases import storage
 from inference.models import DatasetItem, ModelVersion
-from inference.services.review import evaluation_rows, review_split
+from inference.review.selectors import labels_by_value, review_split
+from inference.review.services import evaluation_rows
 from inference.services.summary import summary_of
 
 #: How much lower (absolute) a headline number may be before the candidate counts as worse.
@@ -75,9 +76,8 @@ def comparison_compute(
     *, candidate: ModelVersion, active: ModelVersion, user: User | None
 ) -> dict[str, Any]:
     """Scores both models on the shared test set and caches the verdict."""
-    from inference.services.review import _labels
 
-    names = [lab.name for _v, lab in sorted(_labels().items())]
+    names = [lab.name for _v, lab in sorted(labels_by_value().items())]
     user = user or candidate.created_by
     items = shared_test_items(candidate=candidate, active=active)
     candidate_rows = evaluation_rows(model=candidate, items=items, user=user)
@@ -128,7 +128,7 @@ def comparison_request(*, candidate: ModelVersion, active: ModelVersion, user: U
     candidate_id, active_id, user_id = candidate.pk, active.pk, user.pk
     transaction.on_commit(
         lambda: async_task(
-            "inference.export_tasks.promotion_comparison_compute",
+            "inference.review.tasks.promotion_comparison_compute",
             candidate_id,
             active_id,
             user_id,

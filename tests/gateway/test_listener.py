@@ -207,7 +207,7 @@ def test_seg_and_sr_go_back_to_the_pacs_on_the_original_uids(
     retried, shows as failed, and delivers when it comes back."""
     import numpy as np
 
-    from cases.services.deid import uid_remap
+    from cases.dicom.deid import uid_remap
     from strokeaid_site.conf import app_settings
 
     settings.STROKEAID = {

@@ -12,7 +12,7 @@ from annotation.models import Annotation
 from annotation.selectors import mask_array
 from annotation.services import annotation_import_mask
 from cases.models import Series
-from inference.services.agreement import implied_etiology, majority_vote
+from inference.review.agreement import implied_etiology, majority_vote
 
 
 def test_majority_vote_and_implied_etiology() -> None:

@@ -15,7 +15,7 @@ from annotation.models import Annotation
 from cases.models import Label, Series
 from inference import selectors
 from inference.models import ExportJob, PredictionJob, TrainingRun
-from inference.review_views import _metric_rows
+from inference.review.views import _metric_rows
 from inference.services.prediction import prediction_notes_display
 from strokeaid_site.errors import ApplicationError
 from strokeaid_site.navigation import nav_items

@@ -10,8 +10,7 @@ import pytest
 
 from annotation.models import Annotation, AnnotationRevision
 from cases.models import Label, Series
-from inference.services.dataset import dataset_snapshot_create
-from inference.services.review import (
+from inference.review.comparison import (
     AGREE,
     ANNOTATOR_ONLY,
     LABEL_DIFFERS,
@@ -20,6 +19,7 @@ from inference.services.review import (
     case_numbers,
     difference_classes,
 )
+from inference.services.dataset import dataset_snapshot_create
 from tests.inference.conftest import tiny_model_register
 
 LABELS = {1: "atherothrombotic", 2: "cardioembolic"}

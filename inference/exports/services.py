@@ -32,10 +32,10 @@ from cases.services.audit import audit_record
 from core.jobs import job_heartbeat, job_request, jobs_reap_stale
 from etiology.models import Workup
 from etiology.reasoning.workup import FIELD_NAMES as WORKUP_FIELDS
-from inference.exporters.base import ExportCase, pseudonym
-from inference.exporters.dicom_seg import export_dicom_seg
-from inference.exporters.manifest import ExportTree, json_bytes
-from inference.exporters.nnunet import export_nnunet
+from inference.exports.formats.base import ExportCase, pseudonym
+from inference.exports.formats.dicom_seg import export_dicom_seg
+from inference.exports.formats.manifest import ExportTree, json_bytes
+from inference.exports.formats.nnunet import export_nnunet
 from inference.models import DatasetSnapshot, ExportJob, JobStatus
 from inference.services.dataset import dataset_candidates, dataset_snapshot_create
 from strokeaid_site.errors import ApplicationError, ForbiddenError
@@ -114,7 +114,7 @@ def export_request(
         model=ExportJob,
         target=target,
         create=create,
-        task="inference.export_tasks.export_execute",
+        task="inference.exports.tasks.export_execute",
         group="export",
     )
 

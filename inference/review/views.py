@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.auth import request_user
-from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER, has_role
+from accounts.roles import NEUROLOGIST, REVIEWER, has_role
 from annotation.selectors import annotation_list_for_series
 from cases.models import Case, Label
 from cases.selectors import (
@@ -26,12 +26,13 @@ from cases.selectors import (
     series_list_for_case,
 )
 from inference import selectors
-from inference.exporters.base import pseudonym
-from inference.models import DatasetItem, ExportJob
-from inference.services import agreement as agreement_services
-from inference.services import export as export_services
-from inference.services import review as review_services
-from inference.views import REVIEW_ROLES, job_status_labels
+from inference.exports.formats.base import pseudonym
+from inference.models import DatasetItem
+from inference.review import agreement as agreement_services
+from inference.review import rendering as review_rendering
+from inference.review import selectors as review_selectors
+from inference.review import services as review_services
+from inference.views import REVIEW_ROLES
 from strokeaid_site.errors import ApplicationError
 
 
@@ -61,12 +62,12 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
     _require(request, *REVIEW_ROLES)
     series = _series(request, series_id)
     try:
-        pair = review_services.review_pair_get(
+        pair = review_selectors.review_pair_get(
             series=series,
             annotation_id=_int(request.GET.get("annotation")),
             prediction_id=_int(request.GET.get("prediction")),
         )
-        numbers = review_services.case_review_numbers(pair=pair)
+        numbers = review_selectors.case_review_numbers(pair=pair)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
     annotations = [a for a in annotation_list_for_series(series=series) if a.current_revision]
@@ -76,7 +77,7 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
     labels = list(labels_active())
     titles = {lab.name: lab.title for lab in labels}
     etiology = numbers["etiology"]
-    lesion_zs, start_z = review_services.lesion_slices(pair)
+    lesion_zs, start_z = review_selectors.lesion_slices(pair)
     return render(
         request,
         "inference/review/series.html",
@@ -87,14 +88,14 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
             "numbers": numbers,
             "annotations": annotations,
             "predictions": predictions,
-            "flags": review_services.prediction_flags(job_ids=job_ids),
+            "flags": review_selectors.prediction_flags(job_ids=job_ids),
             "labels": labels,
             "metric_rows": _metric_rows(numbers.get("metrics"), labels),
             "etiology_titles": {
                 key: titles.get(etiology.get(key) or "", etiology.get(key))
                 for key in ("confirmed", "annotation", "predicted")
             },
-            "diff_colors": review_services.DIFF_COLORS,
+            "diff_colors": review_rendering.DIFF_COLORS,
             "other_series": [
                 s for s in series_list_for_case(case=series.case) if s.pk != series.pk
             ],
@@ -155,12 +156,12 @@ def series_review_slice(request: HttpRequest, series_id: int, z: int) -> HttpRes
     _require(request, *REVIEW_ROLES)
     series = _series(request, series_id)
     try:
-        pair = review_services.review_pair_get(
+        pair = review_selectors.review_pair_get(
             series=series,
             annotation_id=_int(request.GET.get("annotation")),
             prediction_id=_int(request.GET.get("prediction")),
         )
-        data = review_services.review_slice_png(
+        data = review_rendering.review_slice_png(
             pair=pair,
             z=z,
             layer=request.GET.get("layer", "difference"),
@@ -259,7 +260,7 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
         model = selectors.model_get_for_user(user=request.user, model_id=model_id)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    split = request.GET.get("split") or review_services.review_split(model)
+    split = request.GET.get("split") or review_selectors.review_split(model)
     if request.method == "POST":
         if split is None:
             messages.error(request, _("This model has no validation or test split."))
@@ -269,7 +270,7 @@ def model_review_page(request: HttpRequest, model_id: int) -> HttpResponse:
             )
             messages.info(request, _("The evaluation is running; reload this page shortly."))
         return HttpResponseRedirect(request.path)
-    review = review_services.model_review_get(model=model, split=split) if split else None
+    review = review_selectors.model_review_get(model=model, split=split) if split else None
     order = request.GET.get("order", "dice")
     rows = [r for r in (review or {}).get("cases", []) if r.get("status") == "done"]
     if order == "etiology":
@@ -365,8 +366,8 @@ def model_review_plot(request: HttpRequest, model_id: int, name: str) -> HttpRes
         model = selectors.model_get_for_user(user=request.user, model_id=model_id)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    split = request.GET.get("split") or review_services.review_split(model)
-    review = review_services.model_review_get(model=model, split=split) if split else None
+    split = request.GET.get("split") or review_selectors.review_split(model)
+    review = review_selectors.model_review_get(model=model, split=split) if split else None
     if review is None or name not in ("confusion", "dice", "calibration"):
         raise Http404(_("No review has been computed for this model."))
     colors = selectors.label_colors(label_set=model.label_set)
@@ -430,69 +431,6 @@ def _plot_svg(name: str, review: dict[str, Any], colors: dict[str, str]) -> byte
     out = io.BytesIO()
     fig.savefig(out, format="svg")
     return out.getvalue()
-
-
-# --- exports --------------------------------------------------------------------------------
-@login_required
-def exports_page(request: HttpRequest) -> HttpResponse:
-    """``/models/exports/``: filters, start an export, progress and downloads."""
-    _require(request, DATA_MANAGER)
-    if request.method == "POST":
-        try:
-            job = _export_from_form(request)
-        except (ApplicationError, ValueError) as exc:
-            messages.error(request, getattr(exc, "message", None) or _("Invalid input."))
-            return HttpResponseRedirect(request.path)
-        messages.success(request, _("Export %(id)s queued.") % {"id": job.pk})
-        return HttpResponseRedirect(request.path)
-    return render(
-        request,
-        "inference/review/exports.html",
-        {
-            "jobs": list(ExportJob.objects.order_by("-created_at", "-id")[:30]),
-            "labels": list(labels_active()),
-            "formats": ExportJob.Format.choices,
-            "status_labels": job_status_labels(),
-        },
-    )
-
-
-def _export_from_form(request: HttpRequest) -> ExportJob:
-    post = request.POST
-    fmt = post.get("format", "")
-    filters = {
-        "etiology": post.get("etiology") or None,
-        "created_after": post.get("created_after") or None,
-        "created_before": post.get("created_before") or None,
-    }
-    # Codes as the case list shows them (ids still work); unknown ones are a clear error.
-    explicit = selectors.case_ids_resolve(user=request.user, text=post.get("cases") or "")
-    approved_only = bool(post.get("approved_only"))
-    confirmed = post.get("confirmed", "yes")
-    case_ids: list[int] | None
-    if explicit:
-        case_ids = explicit
-    elif approved_only and confirmed == "yes":
-        case_ids = None  # the default dataset: confirmed cases with approved masks
-    else:
-        # Other combinations become an explicit list (newest mask of each case).
-        case_ids = selectors.export_case_ids_matching(
-            confirmed=confirmed,
-            etiology=filters["etiology"],
-            created_after=filters["created_after"],
-            created_before=filters["created_before"],
-            approved_only=approved_only,
-        )
-        if not case_ids:
-            raise ApplicationError(_("No case matches these filters."))
-        filters = {}
-    job, _created = export_services.export_request(
-        user=request_user(request),
-        format=fmt,
-        case_ids=case_ids,
-        filters={k: v for k, v in filters.items() if v},
-    )
-    return job
 
 
 # --- registration ---------------------------------------------------------------------------

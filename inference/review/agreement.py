@@ -30,7 +30,7 @@ from annotation.selectors import annotation_list_for_series, mask_array
 from annotation.services import annotation_import_mask
 from cases.models import Label, Series
 from cases.selectors import labels_active
-from inference.exporters.base import pseudonym
+from inference.exports.formats.base import pseudonym
 from inference.ml.metrics import cohen_kappa, fleiss_kappa, pairwise_dice
 from strokeaid_site.errors import ApplicationError, ForbiddenError
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from typing import Any
 
 import highdicom as hd
@@ -190,6 +191,46 @@ def dicom_bytes(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+def infarct_segments(
+    labels: npt.NDArray[np.uint8],
+    titles: dict[int, str],
+    *,
+    algorithm_type: hd.seg.SegmentAlgorithmTypeValues,
+    algorithm: hd.AlgorithmIdentificationSequence | None = None,
+    tracking: Callable[[int, str], tuple[str, str]] | None = None,
+) -> tuple[npt.NDArray[np.uint8], list[hd.seg.SegmentDescription]] | None:
+    """One "Infarct, <etiology>" segment per label value present in ``labels`` (the export's
+    manual masks and the gateway's automatic results alike): the segment-numbered pixels and
+    the descriptions, or None when ``labels`` is empty.
+
+    Segment numbers must run 1..n while label values need not, so the pixels are relabelled
+    through a lookup table. ``tracking(value, title)`` gives a segment's tracking UID and ID.
+    """
+    present = [int(v) for v in np.unique(labels) if v]
+    if not present:
+        return None
+    lut = np.zeros(256, dtype=np.uint8)
+    descriptions = []
+    for number, value in enumerate(present, start=1):
+        lut[value] = number
+        title = titles.get(value, str(value))
+        tracking_uid, tracking_id = tracking(value, title) if tracking else (None, None)
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=f"Infarct, {title}"[:64],
+                segmented_property_category=CATEGORY,
+                segmented_property_type=INFARCT,
+                algorithm_type=algorithm_type,
+                algorithm_identification=algorithm,
+                tracking_uid=tracking_uid,
+                tracking_id=tracking_id,
+                anatomic_regions=[BRAIN],
+            )
+        )
+    return lut[labels], descriptions
+
+
 def segmentation(
     *,
     case: ExportCase,
@@ -198,31 +239,22 @@ def segmentation(
     label_names: dict[int, str],
 ) -> hd.seg.Segmentation | None:
     """The SEG of ``mask`` (on the sources' grid); None when the mask is empty."""
-    present = [int(v) for v in np.unique(mask) if v]
-    if not present:
+    segments = infarct_segments(
+        mask,
+        label_names,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        tracking=lambda value, name: (
+            det_uid("tracking", case.revision_id, value),
+            f"{case.name} {name}"[:64],
+        ),
+    )
+    if segments is None:
         return None
-    # Segment numbers must run 1..n; label values need not, so relabel through a LUT.
-    lut = np.zeros(256, dtype=np.uint8)
-    descriptions = []
-    for number, value in enumerate(present, start=1):
-        lut[value] = number
-        name = label_names.get(value, str(value))
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=f"Infarct, {name}"[:64],
-                segmented_property_category=CATEGORY,
-                segmented_property_type=INFARCT,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-                tracking_uid=det_uid("tracking", case.revision_id, value),
-                tracking_id=f"{case.name} {name}"[:64],
-                anatomic_regions=[BRAIN],
-            )
-        )
+    pixels, descriptions = segments
     series_uid = det_uid("seg-series", case.case_id, case.revision_id)
     seg = hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=lut[mask],
+        pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=series_uid,
