@@ -18,10 +18,9 @@ import nibabel as nib
 import numpy as np
 from django.utils.translation import gettext as _
 
+from cases.dicom import BuiltVolume
+from cases.dicom.deid import uid_remap
 from strokeaid_site.errors import ApplicationError
-
-from .deid import uid_remap
-from .dicom_io import BuiltVolume
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

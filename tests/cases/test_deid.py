@@ -16,9 +16,9 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from cases.dicom.deid import dataset_deidentify, descriptor_clean, uid_remap
 from cases.models import Series
 from cases.phantoms import PRIVATE_CREATOR, fake_phi, series_uids
-from cases.services.deid import dataset_deidentify, descriptor_clean, uid_remap
 from tests.cases.upload_fixtures import (
     data_dir_bytes,
     mr_dataset,

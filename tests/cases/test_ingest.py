@@ -24,14 +24,14 @@ from pydicom.uid import (
 )
 
 from cases import storage
-from cases.models import Series, Volume
-from cases.phantoms import encoder_available, write_nifti
-from cases.services.dicom_io import (
+from cases.dicom import (
     b_value_of,
     dicom_read,
     dicom_volumes_build,
     series_kind_detect,
 )
+from cases.models import Series, Volume
+from cases.phantoms import encoder_available, write_nifti
 from cases.services.nifti_io import nifti_read
 from cases.services.upload import upload_ingest, upload_inputs_from_files
 from strokeaid_site.errors import ApplicationError

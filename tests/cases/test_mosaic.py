@@ -14,8 +14,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from cases import dicom as dicom_io
 from cases.models import Series
-from cases.services import dicom_io
 from strokeaid_site.errors import ApplicationError
 from tests.cases.upload_fixtures import uploaded, zip_bytes
 from tests.factories import CaseFactory
