@@ -118,6 +118,60 @@ def _editor_view_choice(
     return None, "view"
 
 
+def _series_config(
+    series: Series, *, annotation: Annotation | None, overlay: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What the editor script needs of one series: grid, window, and where to load and save."""
+    mask_url = None
+    if annotation is not None and annotation.revision_count:
+        mask_url = reverse("annotation-api:annotation-mask-raw", args=[annotation.pk])
+    volume = series.volume
+    return {
+        "id": series.pk,
+        "kind": series.kind,
+        "shape": [int(n) for n in series.shape],
+        "spacing": [float(s) for s in series.spacing],
+        "affine": series.affine,
+        "display": series.display.as_dict(),
+        "window": [float(series.window_center), float(series.window_width)],
+        "range": [float(volume.min_value), float(volume.max_value)],
+        "volume_url": reverse("cases-api:series-volume-raw", args=[series.pk]),
+        "slice_url": reverse("cases-api:series-slice-raw", args=[series.pk, 0]).replace(
+            "/0.raw", "/{z}.raw"
+        ),
+        "save_url": reverse("annotation-api:mask-raw", args=[series.pk]),
+        "mask_url": mask_url,
+        "annotation": _annotation_json(annotation),
+        "prediction_url": overlay["url"] if overlay else None,
+    }
+
+
+def _editor_series_config(
+    *, case: Case, user: Any, by_series: dict[int, Annotation]
+) -> tuple[list[dict[str, Any]], Any]:
+    """The configuration of every series the editor shows, and the summary of the newest
+    prediction (from the first series that has one)."""
+    configs = []
+    prediction_summary = None
+    for series in editor_series(case):
+        overlay = prediction_overlay(series=series, user=user)
+        if overlay and prediction_summary is None:
+            prediction_summary = overlay["summary"]
+        configs.append(_series_config(series, annotation=by_series.get(series.pk), overlay=overlay))
+    return configs, prediction_summary
+
+
+def _mask_owners(annotations: list[Annotation]) -> list[tuple[int | str, str]]:
+    """The "Masks by" choices: the consensus first, then annotators by name."""
+    owners: dict[int | str, str] = {}
+    for a in annotations:
+        if a.is_consensus and a.revision_count:
+            owners[CONSENSUS] = str(_("Consensus"))
+        elif a.annotator is not None and a.revision_count:
+            owners[a.annotator.pk] = a.annotator.get_username()
+    return sorted(owners.items(), key=lambda kv: (kv[0] != CONSENSUS, kv[1]))
+
+
 @login_required
 def editor(request: HttpRequest, case_id: int) -> HttpResponse:
     """The slice editor of a case: DWI, ADC and FLAIR side by side with the lesion masks.
@@ -146,43 +200,9 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
         for a in all_annotations
         if viewed_id is not None and _viewed_key(a) == viewed_id
     }
-    series_config = []
-    prediction_summary = None
-    for series in editor_series(case):
-        overlay = prediction_overlay(series=series, user=user)
-        if overlay and prediction_summary is None:
-            prediction_summary = overlay["summary"]
-        annotation = by_series.get(series.pk)
-        mask_url = None
-        if annotation is not None and annotation.revision_count:
-            mask_url = reverse("annotation-api:annotation-mask-raw", args=[annotation.pk])
-        volume = series.volume
-        series_config.append(
-            {
-                "id": series.pk,
-                "kind": series.kind,
-                "shape": [int(n) for n in series.shape],
-                "spacing": [float(s) for s in series.spacing],
-                "affine": series.affine,
-                "display": series.display.as_dict(),
-                "window": [float(series.window_center), float(series.window_width)],
-                "range": [float(volume.min_value), float(volume.max_value)],
-                "volume_url": reverse("cases-api:series-volume-raw", args=[series.pk]),
-                "slice_url": reverse("cases-api:series-slice-raw", args=[series.pk, 0]).replace(
-                    "/0.raw", "/{z}.raw"
-                ),
-                "save_url": reverse("annotation-api:mask-raw", args=[series.pk]),
-                "mask_url": mask_url,
-                "annotation": _annotation_json(annotation),
-                "prediction_url": overlay["url"] if overlay else None,
-            }
-        )
-    annotators: dict[int | str, str] = {}
-    for a in all_annotations:
-        if a.is_consensus and a.revision_count:
-            annotators[CONSENSUS] = str(_("Consensus"))
-        elif a.annotator is not None and a.revision_count:
-            annotators[a.annotator.pk] = a.annotator.get_username()
+    series_config, prediction_summary = _editor_series_config(
+        case=case, user=user, by_series=by_series
+    )
     labels = [
         {"value": lb.value, "name": lb.name, "title": lb.title, "color": lb.color}
         for lb in labels_active()
@@ -223,7 +243,7 @@ def editor(request: HttpRequest, case_id: int) -> HttpResponse:
             "prediction_summary": prediction_summary,
             "series_config": series_config,
             "mode": mode,
-            "annotators": sorted(annotators.items(), key=lambda kv: (kv[0] != CONSENSUS, kv[1])),
+            "annotators": _mask_owners(all_annotations),
             "viewed_id": viewed_id,
         },
     )

@@ -113,7 +113,7 @@ def test_failed_save_leaves_no_file_and_no_row(neurologist, phantom_series, monk
     # The audit write fails after the mask file is on disk: all or nothing.
     monkeypatch.setattr(storage, "write_array", write_then_remember)
     monkeypatch.setattr(
-        "annotation.services.audit_record",
+        "annotation.services.revisions.audit_record",
         lambda **kw: (_ for _ in ()).throw(RuntimeError("disk full")),
     )
     with pytest.raises(RuntimeError):
