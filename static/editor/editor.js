@@ -16,14 +16,16 @@
  */
 import { gather, sameGrid as sameGridOf, voxelMap } from "./lib/geometry.js";
 import { History, applySnapshot as restoreSnapshot } from "./lib/history.js";
+import { gettext, interpolate } from "./lib/i18n.js";
+import { busiestSlice, lesionSlices, nextLesion } from "./lib/lesions.js";
 import { jsonFetch as apiFetch, putMask } from "./lib/network.js";
 import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, slicesDiffer } from "./lib/masks.js";
+import { hexToRgb, labelLut, paintOverlay as paintOverlayOn } from "./lib/overlay.js";
+import { createPanels, stateDisplay } from "./panels.js";
+import { SeriesData } from "./series.js";
 
 (function () {
 
-  const gettext = window.gettext || ((s) => s);
-  const interpolate = window.interpolate || ((fmt, obj, named) =>
-    named ? fmt.replace(/%\((\w+)\)s/g, (_, k) => String(obj[k])) : fmt.replace(/%s/g, () => String(obj.shift())));
   const cs = window.cornerstone;
   const cfgEl = document.getElementById("editor-config");
   if (!cs || !cfgEl) return;
@@ -38,21 +40,9 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
   // ---- label colours ----------------------------------------------------------------------
   const labelByValue = {};
   cfg.labels.forEach((l) => { labelByValue[l.value] = l; });
-  function hexToRgb(hex) {
-    const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || "#ffffff");
-    return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 255, 255];
-  }
   const rgbOf = new Array(256).fill(null);
   cfg.labels.forEach((l) => { rgbOf[l.value] = hexToRgb(l.color); });
-  // ImageData is RGBA bytes; a Uint32 view on little-endian machines reads them as ABGR.
-  function lutFor(alpha) {
-    const lut = new Uint32Array(256);
-    for (let v = 1; v < 256; v++) {
-      const c = rgbOf[v] || [255, 255, 255];
-      lut[v] = ((alpha & 255) << 24) | (c[2] << 16) | (c[1] << 8) | c[0];
-    }
-    return lut;
-  }
+  const lutFor = (alpha) => labelLut(rgbOf, alpha);
 
   // ---- state ----------------------------------------------------------------------------------
   // One etiology per case: the brush starts on the case's etiology label when it is set.
@@ -80,114 +70,6 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
   };
   const series = {};       // id -> SeriesData
   const viewports = [];    // Viewport objects in page order
-
-  class SeriesData {
-    constructor(conf) {
-      this.conf = conf;
-      this.id = conf.id;
-      this.kind = conf.kind;
-      this.shape = conf.shape;               // [z, y, x]
-      this.sliceSize = conf.shape[1] * conf.shape[2];
-      this.labels = new Uint8Array(conf.shape[0] * this.sliceSize);
-      this.prediction = null;
-      this.annotation = conf.annotation;     // {id, state, etag, ...} or null
-      this.etag = conf.annotation ? conf.annotation.etag : null;
-      this.dirty = false;
-      this.version = 0;
-      this.pixels = null;
-      // Stored values map onto Cornerstone's integer LUT domain. The bounds come from the
-      // volume's recorded range, so the first slice and the whole volume agree exactly.
-      const [lo, hi] = conf.range;
-      this.isFloat = false;
-      this.lo = lo; this.hi = hi > lo ? hi : lo + 1;
-      this.slope = 1; this.intercept = 0;
-      this.minStored = Math.floor(lo); this.maxStored = Math.max(Math.ceil(hi), Math.floor(lo) + 1);
-      const pre = (window.__strokeaidPrefetch || {})[conf.id] || {};
-      this.firstZ = pre.z !== undefined ? pre.z : Math.floor(conf.shape[0] / 2);
-      this.first = this.fetchRaw(pre.slice || null, conf.slice_url.replace("{z}", this.firstZ), this.sliceSize);
-      this.prefetchedMask = pre.mask || null;
-      this.volume = null;
-    }
-
-    loadVolume() {
-      if (!this.volume) {
-        this.volume = this.fetchRaw(null, this.conf.volume_url, this.shape[0] * this.sliceSize)
-          .then((pixels) => { this.pixels = pixels; return this; });
-      }
-      return this.volume;
-    }
-
-    /** Fetches raw voxels (int16 or float32, see X-Dtype) into Cornerstone's stored form. */
-    async fetchRaw(pending, url, n) {
-      const r = await (pending || fetch(url, { credentials: "same-origin" }));
-      if (!r.ok) throw new Error(interpolate(gettext("Could not load %s images"), [this.kind]));
-      const dtype = r.headers.get("X-Dtype") || "int16";
-      const buf = await r.arrayBuffer();
-      let data;
-      if (dtype === "int16") data = new Int16Array(buf);
-      else if (dtype === "uint16") data = new Uint16Array(buf);
-      else if (dtype === "uint8") data = new Uint8Array(buf);
-      else data = new Float32Array(buf);
-      if (data.length !== n) throw new Error(interpolate(gettext("%s volume has an unexpected size"), [this.kind]));
-      if (data instanceof Float32Array) {
-        // Cornerstone's LUT indexes stored integers: floats (ADC in mm²/s, rescaled data) are
-        // quantised to 16 bits over the volume's range and mapped back with slope/intercept,
-        // so window/level still reads in real units.
-        const span = this.hi - this.lo, k = 65535 / span, lo = this.lo;
-        const q = new Uint16Array(n);
-        for (let i = 0; i < n; i++) q[i] = (data[i] - lo) * k + 0.5;  // Uint16Array clamps
-        this.isFloat = true;
-        this.slope = span / 65535; this.intercept = lo;
-        this.minStored = 0; this.maxStored = 65535;
-        data = q;
-      }
-      return data;
-    }
-
-    imageFor(z, imageId) {
-      if (this.pixels) return Promise.resolve(this.image(z, imageId, this.pixels.subarray(z * this.sliceSize, (z + 1) * this.sliceSize)));
-      if (z === this.firstZ) return this.first.then((px) => this.image(z, imageId, px));
-      return this.loadVolume().then(() => this.imageFor(z, imageId));
-    }
-
-    image(z, imageId, pixels) {
-      const [, rows, cols] = this.shape;
-      return {
-        imageId,
-        minPixelValue: this.minStored,
-        maxPixelValue: this.maxStored,
-        slope: this.slope,
-        intercept: this.intercept,
-        windowCenter: this.conf.window[0],
-        windowWidth: this.conf.window[1],
-        getPixelData: () => pixels,
-        rows, columns: cols, height: rows, width: cols,
-        color: false, rgba: false, invert: false,
-        columnPixelSpacing: this.conf.spacing[2],
-        rowPixelSpacing: this.conf.spacing[1],
-        sizeInBytes: pixels.byteLength,
-      };
-    }
-
-    slice(z) { return this.labels.subarray(z * this.sliceSize, (z + 1) * this.sliceSize); }
-
-    /** Slice centre in scanner mm (affine: voxel x, y, z -> RAS). */
-    position(z) {
-      const a = this.conf.affine;
-      const v = [this.shape[2] / 2, this.shape[1] / 2, z];
-      return [0, 1, 2].map((r) => a[r][0] * v[0] + a[r][1] * v[1] + a[r][2] * v[2] + a[r][3]);
-    }
-
-    /** The slice of this series nearest to a point (along this series' slice normal). */
-    sliceAt(p) {
-      const a = this.conf.affine;
-      const n = [a[0][2], a[1][2], a[2][2]];
-      const o = this.position(0);
-      const nn = n[0] * n[0] + n[1] * n[1] + n[2] * n[2] || 1;
-      const k = ((p[0] - o[0]) * n[0] + (p[1] - o[1]) * n[1] + (p[2] - o[2]) * n[2]) / nn;
-      return Math.max(0, Math.min(this.shape[0] - 1, Math.round(k)));
-    }
-  }
 
   // ---- one mask across sequences ---------------------------------------------------------------
   /** The sequence whose mask the others show: DWI when the case has it. */
@@ -283,24 +165,7 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
     viewport() { return cs.getViewport(this.el); }
 
     paintOverlay(labels, out, lut, outline, dotted) {
-      const w = this.s.shape[2], h = this.s.shape[1];
-      if (!outline) {
-        for (let i = 0; i < labels.length; i++) out[i] = lut[labels[i]];
-        return;
-      }
-      for (let y = 0; y < h; y++) {
-        const row = y * w;
-        for (let x = 0; x < w; x++) {
-          const i = row + x, v = labels[i];
-          let edge = false;
-          if (v !== 0) {
-            edge = x === 0 || x === w - 1 || y === 0 || y === h - 1 ||
-              labels[i - 1] !== v || labels[i + 1] !== v || labels[i - w] !== v || labels[i + w] !== v;
-            if (edge && dotted && ((x + y) & 1)) edge = false;
-          }
-          out[i] = edge ? lut[v] : 0;
-        }
-      }
+      paintOverlayOn(labels, out, lut, this.s.shape[2], this.s.shape[1], outline, dotted);
     }
 
     onRendered(detail) {
@@ -479,40 +344,14 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
   }
 
   // ---- lesion navigation ---------------------------------------------------------------------------
-  /** Slices of ``s`` holding a lesion voxel in the mask (and the shown prediction), sorted. */
-  function lesionSlices(s) {
-    const out = [];
-    const pred = state.showPrediction ? s.prediction : null;
-    for (let z = 0; z < s.shape[0]; z++) {
-      const a = z * s.sliceSize, b = a + s.sliceSize;
-      let hit = false;
-      for (let i = a; i < b && !hit; i++) if (s.labels[i] !== 0 || (pred && pred[i] !== 0)) hit = true;
-      if (hit) out.push(z);
-    }
-    return out;
-  }
-
-  /** The slice of ``s`` with the most lesion voxels in its mask, or null without a lesion. */
-  function busiestSlice(s) {
-    let best = null, bestCount = 0;
-    for (let z = 0; z < s.shape[0]; z++) {
-      const a = z * s.sliceSize, b = a + s.sliceSize;
-      let count = 0;
-      for (let i = a; i < b; i++) if (s.labels[i] !== 0) count++;
-      if (count > bestCount) { best = z; bestCount = count; }
-    }
-    return best;
-  }
-
   /** Moves the active view to the next (dir = 1) or previous (-1) slice with a lesion. */
   function jumpLesion(dir) {
     const vp = state.active;
     if (!vp) return;
-    const zs = lesionSlices(vp.s);
+    const s = vp.s;
+    const zs = lesionSlices(s.labels, s.sliceSize, state.showPrediction ? s.prediction : null);
     if (!zs.length) { setSaveStatus(gettext("No lesion in this series"), "clean"); return; }
-    let target = dir > 0 ? zs.find((z) => z > vp.z) : zs.slice().reverse().find((z) => z < vp.z);
-    if (target === undefined) target = dir > 0 ? zs[0] : zs[zs.length - 1];  // wrap around
-    vp.setSlice(target, true);
+    vp.setSlice(nextLesion(zs, vp.z, dir), true);
   }
 
   function pushUndo(entry) {
@@ -750,15 +589,8 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
     await Promise.all(viewports.map((v) => loadPrediction(v.s)));
     const vp = viewports.find((v) => v.s.prediction);
     if (!vp) { renderAll(); return; }
-    const s = vp.s;
-    let best = -1, bestArea = 0;
-    for (let z = 0; z < s.shape[0]; z++) {
-      let area = 0;
-      const end = (z + 1) * s.sliceSize;
-      for (let i = z * s.sliceSize; i < end; i++) if (s.prediction[i]) area++;
-      if (area > bestArea) { bestArea = area; best = z; }
-    }
-    if (best >= 0) await vp.setSlice(best, true);
+    const best = busiestSlice(vp.s.prediction, vp.s.sliceSize);
+    if (best !== null) await vp.setSlice(best, true);
     renderAll();
     document.body.dataset.predictionShown = "1";
   }
@@ -892,191 +724,12 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
     renderWorkflow();
   }
 
-  // ---- side panels ---------------------------------------------------------------------------------
-  const STATE_NAMES = {
-    draft: gettext("Draft"), submitted: gettext("Submitted"), approved: gettext("Approved"), returned: gettext("Returned"),
-  };
-  function stateDisplay(st) { return STATE_NAMES[st] || st; }
-
-  function renderWorkflow() {
-    const list = $("#workflow-list");
-    if (!list) return;
-    list.textContent = "";
-    for (const vp of viewports) {
-      const s = vp.s, a = s.annotation;
-      const li = document.createElement("li");
-      li.dataset.series = s.id;
-      const kind = document.createElement("strong");
-      kind.textContent = s.kind + " ";
-      li.appendChild(kind);
-      const badge = document.createElement("span");
-      badge.className = "badge state-" + (a ? a.state : "none");
-      badge.textContent = a && a.revision ? stateDisplay(a.state) : gettext("No mask");
-      li.appendChild(badge);
-      if (a && a.revision) {
-        const rev = document.createElement("span");
-        rev.className = "muted";
-        rev.textContent = " " + interpolate(gettext("revision %s"), [a.revision]);
-        li.appendChild(rev);
-      }
-      if (a && a.review_comment && (a.state === "returned" || a.state === "approved")) {
-        const c = document.createElement("div");
-        c.className = "review-comment";
-        c.textContent = interpolate(gettext("%(who)s: %(comment)s"), { who: a.reviewer || gettext("Reviewer"), comment: a.review_comment }, true);
-        li.appendChild(c);
-      }
-      list.appendChild(li);
-      vp.updateInfo(vp.displayed ? vp.viewport() : { voi: { windowWidth: s.conf.window[1], windowCenter: s.conf.window[0] }, scale: 1 });
-    }
-    updateWorkflowButtons();
-  }
-
-  /**
-   * After an action the page tells the truth: a button is enabled only when its action can
-   * succeed now (no 409 on a second click), and the heading names the state.
-   */
-  function updateWorkflowButtons() {
-    const all = Object.values(series);
-    const anns = all.map((s) => s.annotation).filter((a) => a && a.revision);
-    const submit = $("#submit-button");
-    if (submit) {
-      const can = all.some((s) => s.dirty) || anns.some((a) => a.state === "draft" || a.state === "returned");
-      submit.disabled = !can;
-      submit.title = can ? "" : gettext("Submitted: waiting for review. A change returns the mask to draft.");
-    }
-    const waiting = anns.some((a) => a.state === "submitted");
-    for (const id of ["#approve-button", "#return-button"]) {
-      const b = $(id);
-      if (b) { b.disabled = !waiting; b.title = waiting ? "" : gettext("Nothing is waiting for review here."); }
-    }
-    const heading = $("#workflow-panel h3");
-    if (heading && cfg.mode === "review") {
-      heading.textContent = waiting ? gettext("Under review")
-        : anns.length && anns.every((a) => a.state === "approved") ? gettext("Approved")
-        : anns.some((a) => a.state === "returned") ? gettext("Returned to the annotator") : gettext("Annotations");
-    } else if (heading && cfg.mode === "edit") {
-      heading.textContent = anns.length && anns.every((a) => a.state === "submitted") ? gettext("My annotation: submitted")
-        : anns.length && anns.every((a) => a.state === "approved") ? gettext("My annotation: approved")
-        : gettext("My annotation");
-    }
-  }
-
-  function bindWorkflow() {
-    const status = $("#workflow-status");
-    const say = (t) => { if (status) status.textContent = t; };
-    const submit = $("#submit-button");
-    if (submit) submit.addEventListener("click", async () => {
-      await save();
-      if (Object.values(series).some((s) => s.dirty)) return;
-      const todo = Object.values(series).filter((s) => s.annotation && s.annotation.revision &&
-        (s.annotation.state === "draft" || s.annotation.state === "returned"));
-      if (!todo.length) { say(gettext("Nothing to submit: save a mask first.")); return; }
-      try {
-        for (const s of todo) {
-          await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + "submit/", "POST", {});
-          await refreshAnnotation(s);
-        }
-        say(gettext("Submitted for review."));
-      } catch (err) { say(err.message); }
-    });
-    const act = async (verb) => {
-      const comment = ($("#review-comment") || {}).value || "";
-      const todo = Object.values(series).filter((s) => s.annotation && s.annotation.state === "submitted");
-      if (!todo.length) { say(gettext("Nothing is waiting for review here.")); return; }
-      try {
-        for (const s of todo) {
-          await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + verb + "/", "POST", { comment });
-          await refreshAnnotation(s);
-        }
-        say(verb === "approve" ? gettext("Approved.") : gettext("Returned to the annotator."));
-      } catch (err) { say(err.message); }
-    };
-    const approve = $("#approve-button"), ret = $("#return-button");
-    if (approve) approve.addEventListener("click", () => act("approve"));
-    if (ret) ret.addEventListener("click", () => act("return"));
-  }
-
-  function bindLabelling() {
-    const btn = $("#case-save");
-    if (!btn) return;
-    btn.addEventListener("click", async () => {
-      const status = $("#case-status");
-      try {
-        await jsonFetch(cfg.urls.labelling, "POST", {
-          etiology: $("#case-etiology").value || null,
-          confirmed: $("#case-confirmed").checked,
-          note: $("#case-note").value,
-        });
-        cfg.case.etiology = $("#case-etiology").value || null;
-        cfg.case.confirmed = $("#case-confirmed").checked;
-        checkEtiology();
-        status.textContent = gettext("Case labelling saved.");
-        status.className = "ok";
-      } catch (err) {
-        status.textContent = err.message;
-        status.className = "error";
-      }
-    });
-  }
-
-  async function refreshRevisions() {
-    const list = $("#revision-list");
-    if (!list || !state.active) return;
-    const s = state.active.s;
-    $("#revisions-kind").textContent = s.kind;
-    list.textContent = "";
-    if (!s.annotation || !s.annotation.id) {
-      const li = document.createElement("li");
-      li.className = "muted";
-      li.textContent = gettext("Not saved yet.");
-      list.appendChild(li);
-      return;
-    }
-    let revisions = [];
-    try {
-      revisions = await jsonFetch(cfg.urls.annotation.replace("{id}", s.annotation.id) + "revisions/", "GET");
-    } catch { return; }
-    if (state.active.s !== s) return;
-    for (const rev of revisions) {
-      const li = document.createElement("li");
-      li.dataset.revision = rev.number;
-      // Date, time and decimal comma follow the interface language, not the browser's.
-      const when = new Date(rev.created_at).toLocaleString(document.documentElement.lang);
-      const decimal = (x, d) => Number(x).toFixed(d).replace(".", get_format("DECIMAL_SEPARATOR"));
-      li.textContent = interpolate(gettext("r%(n)s · %(when)s · %(who)s · %(ml)s ml"),
-        { n: rev.number, when, who: rev.created_by || "—", ml: decimal(rev.total_ml, 2) }, true);
-      li.title = Object.entries(rev.volumes_ml).map(([v, ml]) =>
-        ((labelByValue[v] || {}).title || v) + ": " + interpolate(gettext("%s ml"), [decimal(ml, 2)])).join("\n");
-      if (cfg.can_annotate && rev.number !== s.annotation.revision) {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "restore-button";
-        b.textContent = gettext("Restore");
-        b.addEventListener("click", () => restoreRevision(s, rev.number));
-        li.appendChild(b);
-      }
-      list.appendChild(li);
-    }
-  }
-
-  async function restoreRevision(s, number) {
-    if (s.dirty && !window.confirm(gettext("Discard your unsaved changes on this series and restore the older revision?"))) return;
-    try {
-      const base = cfg.urls.annotation.replace("{id}", s.annotation.id);
-      await jsonFetch(base + "revisions/" + number + "/restore/", "POST", undefined, s.etag ? { "If-Match": s.etag } : {});
-      await loadMask(s, base + "mask.raw");
-      s.dirty = false;
-      state.history.drop((e) => e.s === s);
-      updateUndoButtons();
-      await refreshAnnotation(s);
-      updateSaveStatus(interpolate(gettext("Restored revision %s"), [number]));
-      viewports.forEach((v) => v.render());
-      refreshRevisions();
-    } catch (err) {
-      if (err.status === 412) showConflict({ conflict: err.data, series: s });
-      else setSaveStatus(err.message, "error");
-    }
-  }
+  // ---- side panels (./panels.js) ------------------------------------------------------------------
+  const { renderWorkflow, updateWorkflowButtons, bindWorkflow, bindLabelling, refreshRevisions } = createPanels({
+    cfg, state, series, viewports, labelByValue,
+    jsonFetch, save, refreshAnnotation, checkEtiology, loadMask,
+    updateUndoButtons, updateSaveStatus, showConflict, setSaveStatus,
+  });
 
   // ---- toolbar and keyboard ------------------------------------------------------------------------
   function setTool(tool) {
@@ -1236,7 +889,7 @@ import { paintDisc as paintDiscOn, paintSegment as paintSegmentOn, regionGrow, s
       // The first question is "where is the stroke?": open on the slice with the most lesion
       // voxels (synchronised), unless the user scrolled while the masks were loading.
       const lead = viewports[0];
-      const z = busiestSlice(lead.s);
+      const z = busiestSlice(lead.s.labels, lead.s.sliceSize);
       if (lead.z === startZ && z !== null && z !== lead.z) lead.setSlice(z, true);
       state.ready = true;
       document.body.dataset.editorReady = "1";
