@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
 KEEP_SECONDS = 60
+#: How long a relay write waits for SQLite's write lock (ms) before the event is dropped.
+RELAY_BUSY_MS = 500
 
 
 class DatabaseRelayChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
@@ -44,12 +46,27 @@ class DatabaseRelayChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
             logger.warning("could not relay a channel event", exc_info=True)
 
     def _store(self, group: str, message: dict[str, Any]) -> None:
-        from django.db import close_old_connections
+        from django.db import close_old_connections, connection
 
         from core.models import ChannelEvent
 
-        ChannelEvent.objects.create(group=group[:100], message=message, origin=self.origin)
-        close_old_connections()
+        # The sender waits for this write (job_event_send is synchronous), and the relay is
+        # best effort: on SQLite, give up on a held write lock after a moment instead of the
+        # connection's 20 s busy timeout (a task writing progress, or a test holding its
+        # transaction open across its on-commit callbacks, would otherwise stall that long).
+        restore = None
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout")
+                restore = int(cursor.fetchone()[0])
+                cursor.execute(f"PRAGMA busy_timeout = {int(RELAY_BUSY_MS)}")
+        try:
+            ChannelEvent.objects.create(group=group[:100], message=message, origin=self.origin)
+        finally:
+            if restore is not None and connection.connection is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"PRAGMA busy_timeout = {restore}")
+            close_old_connections()
 
     # --- receiving ----------------------------------------------------------------------------
     async def group_add(self, group: str, channel: str) -> None:

@@ -292,3 +292,37 @@ def test_an_event_from_a_worker_process_reaches_the_web_processs_websocket(
         assert message == {"status": "done", "progress": 1.0}
     finally:
         layers.channel_layers.backends.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_drops_an_event_quickly_while_sqlite_is_locked() -> None:
+    """On the embedded SQLite default the sender waits for the relay's write: with another
+    connection holding the write lock, the event is dropped after a moment (the relay is best
+    effort), not after the database's 20 s busy timeout; once the lock is gone it is stored."""
+    import sqlite3
+    import time
+
+    from django.db import connection
+
+    from core.channel_layers import RELAY_BUSY_MS, DatabaseRelayChannelLayer
+    from core.models import ChannelEvent
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's write lock (PostgreSQL has row locks)")
+    layer = DatabaseRelayChannelLayer()
+    message = {"type": "job.event", "payload": {"progress": 0.5}}
+    holder = sqlite3.connect(connection.settings_dict["NAME"], timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with ThreadPoolExecutor(1) as pool:  # an event loop of its own (see above)
+            pool.submit(lambda: async_to_sync(layer.group_send)("job.upload.1", message)).result(60)
+        waited = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert waited < RELAY_BUSY_MS / 1000 + 3, waited
+    assert not ChannelEvent.objects.exists()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: async_to_sync(layer.group_send)("job.upload.1", message)).result(60)
+    assert ChannelEvent.objects.filter(group="job.upload.1").count() == 1
