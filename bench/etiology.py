@@ -11,6 +11,10 @@ rate on the hidden embolic mechanisms, lesion-pattern extraction seconds per 25 
 case (registration included) and the case model's share of prediction time.
 
     python bench/etiology.py [--train 200] [--test 100] [--device cpu] [--out file.json]
+        [--epochs 10] [--lr 1e-3] [--max-minutes 20]
+
+The default is the web form's training budget; ``--epochs 28 --lr 2e-3 --validations 7
+--patience 3 --max-minutes 60`` is ``bench/model_quality.py``'s fully trained configuration.
 
 Targets: learned with work-up macro-F1 >= 0.95; learned imaging-only >= vote + 0.05;
 pattern extraction <= 10 s per 25 x 256 x 256 case; the case model <= 5 % of prediction time.
@@ -85,6 +89,15 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=25)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-minutes", type=float, default=20.0)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="U-Net epochs (10: the web form's default; 28: bench/model_quality.py's run)",
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="U-Net peak learning rate")
+    parser.add_argument("--patience", type=int, default=10, help="early stopping (validations)")
+    parser.add_argument("--validations", type=int, default=0, help="passes (0: every epoch)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     shape = (args.slices, args.size, args.size)
@@ -97,7 +110,14 @@ def main() -> None:
         for i, c in enumerate(train_cases)
     ]
     n_val = max(2, len(arrays) // 7)
-    config = TrainConfig(device=args.device, max_minutes=args.max_minutes, epochs=10)
+    config = TrainConfig(
+        device=args.device,
+        max_minutes=args.max_minutes,
+        epochs=args.epochs,
+        lr=args.lr,
+        early_stopping_patience=args.patience,
+        validate_every=max(1, args.epochs // args.validations) if args.validations else 1,
+    )
     spec = spec_from_config(
         config, label_values=sorted(NAMES), label_names=[NAMES[v] for v in sorted(NAMES)]
     )
@@ -163,6 +183,7 @@ def main() -> None:
         "shape": list(shape),
         "unet": {
             "steps": result.steps,
+            "epochs": args.epochs,
             "minutes": round(result.total_seconds / 60, 1),
             "val_lesion_dice": round(result.best_metrics.get("lesion_dice", float("nan")), 4),
         },
