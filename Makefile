@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run setup atlas test lint format demo serve bench clean-data
+.PHONY: run setup atlas test lint format demo serve bench clean-data docker-check
 
 run: setup demo serve
 
@@ -73,3 +73,9 @@ bench: setup
 
 clean-data:
 	rm -rf data
+
+# Builds the image for real and runs the stack (PostgreSQL, Redis, web, worker), then an upload
+# and a prediction through the web container (docker/check.sh; root and dockerd needed).
+docker-check:
+	sh docker/check.sh
+
