@@ -8,8 +8,9 @@ default the local one). Reports per client count: requests/s, p50/p99 latency, t
 (sampled from ``pg_stat_activity``). The platform runs with its defaults (a psycopg 3
 connection pool per process); the baseline is the old default, no pool and
 ``CONN_MAX_AGE=60`` (a persistent connection per request thread), run the same way.
-Targets at 16 clients: 0 errors and p99 <= 250 ms. ``--web-workers N`` runs N server
-processes (``WEB_CONCURRENCY``).
+Targets at 16 clients: 0 errors and p99 <= 250 ms. The server runs as many processes as
+``manage.py serve`` starts by default (one per core on PostgreSQL);
+``--web-workers N`` runs N (``WEB_CONCURRENCY``).
 
 Usage: ``.venv/bin/python bench/load.py [--clients 8 16] [--duration 30] [--runs 1]
 [--no-baseline]``.
@@ -184,6 +185,16 @@ def hammer(port: int, ids: dict[str, Any], clients: int, duration: float) -> dic
     }
 
 
+def web_processes(args: Any, env: dict[str, str]) -> int:
+    """``--web-workers``, else what ``manage.py serve`` would start with this environment."""
+    from strokeaid_site.server import default_web_processes
+
+    if args.web_workers:
+        return int(args.web_workers)
+    database = env.get("DATABASE_URL", "")
+    return default_web_processes(sqlite=not database or database.startswith("sqlite"))
+
+
 def run_config(
     env: dict[str, str],
     ids: dict[str, Any],
@@ -196,7 +207,8 @@ def run_config(
     """Serves with ``env`` plus ``extra`` and runs every client count; ``name`` labels the
     server's log file."""
     port = free_port()
-    server_env = {**env, **(extra or {}), "WEB_CONCURRENCY": str(args.web_workers)}
+    server_env = {**env, **(extra or {})}
+    server_env["WEB_CONCURRENCY"] = str(web_processes(args, server_env))
     server = start_platform(server_env, port, work / f"server-{name}.log")
     try:
         wait_http(port, "/healthz")
@@ -223,7 +235,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
-        "--web-workers", type=int, default=1, help="server processes (WEB_CONCURRENCY)"
+        "--web-workers",
+        type=int,
+        default=None,
+        help="server processes (WEB_CONCURRENCY; default: manage.py serve's, one per core "
+        "on PostgreSQL)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="strokeaid-load-") as tmp:
@@ -233,6 +249,7 @@ def main() -> None:
             "benchmark": "load",
             "mix": "70% slice PNG, 15% case list, 15% mask GET",
             "duration_s": args.duration,
+            "web_processes": web_processes(args, env),
             "stroke_aid": run_config(env, ids, work, args, name="stroke_aid"),
         }
         if not args.no_baseline:

@@ -326,3 +326,15 @@ def test_the_relay_drops_an_event_quickly_while_sqlite_is_locked() -> None:
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: async_to_sync(layer.group_send)("job.upload.1", message)).result(60)
     assert ChannelEvent.objects.filter(group="job.upload.1").count() == 1
+
+
+def test_serve_runs_one_web_process_per_core_on_postgresql(monkeypatch) -> None:
+    """One uvicorn process per core (at most four) on PostgreSQL; one on the embedded SQLite
+    default."""
+    from strokeaid_site import server
+
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    assert server.default_web_processes(sqlite=False) == server.MAX_WEB_PROCESSES
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert server.default_web_processes(sqlite=False) == 2
+    assert server.default_web_processes(sqlite=True) == 1

@@ -3,8 +3,9 @@
 Starts two django-q2 clusters as child processes, ``qcluster`` for the default queue
 (ingestion, prediction, export) and one with ``Q_CLUSTER_NAME=training`` for training runs
 (so a long training never blocks a prediction), then the ASGI server (uvicorn,
-``strokeaid_site.server``) in the foreground. SIGINT and
-SIGTERM are forwarded to every child; when any child ends, the others are stopped too, so no
+``strokeaid_site.server``: ``WEB_CONCURRENCY`` processes, by default one per core on
+PostgreSQL, see ``default_web_processes``) in the foreground. SIGINT and SIGTERM
+are forwarded to every child; when any child ends, the others are stopped too, so no
 orphaned worker keeps running after the server is gone. Every ``REAP_INTERVAL`` seconds (and
 once at start) jobs whose worker died are marked interrupted (``manage.py reap_jobs``), so a
 killed worker never blocks training or a case's prediction for long.
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from strokeaid_site.server import server_command
+from strokeaid_site.server import default_web_processes, server_command
 
 STOP_TIMEOUT = 15.0
 REAP_INTERVAL = 60.0
@@ -62,11 +63,14 @@ class Command(BaseCommand):
                 )
             )
         host, port = options["host"], str(options["port"])
-        if int(env.get("WEB_CONCURRENCY") or 1) > 1 and not getattr(settings, "REDIS_URL", ""):
-            self.stderr.write(
-                "WEB_CONCURRENCY > 1 without REDIS_URL: progress events reach only the web "
-                "process that sent them; set REDIS_URL or use one web process."
-            )
+        env.setdefault(
+            "WEB_CONCURRENCY",
+            str(
+                default_web_processes(
+                    sqlite=settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+                )
+            ),
+        )
         web = subprocess.Popen(server_command(host=host, port=int(port)), env=env)
         children.append(("web", web))
         shown = f"[{host}]" if ":" in host else host
