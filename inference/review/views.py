@@ -55,6 +55,15 @@ def _series(request: HttpRequest, series_id: int) -> Any:
         raise Http404(exc.message) from exc
 
 
+def _pair(request: HttpRequest, series: Any) -> review_selectors.ReviewPair:
+    """The annotation and prediction the query string names (the defaults otherwise)."""
+    return review_selectors.review_pair_get(
+        series=series,
+        annotation_id=_int(request.GET.get("annotation")),
+        prediction_id=_int(request.GET.get("prediction")),
+    )
+
+
 # --- case review ----------------------------------------------------------------------------
 @login_required
 def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
@@ -62,11 +71,7 @@ def series_review_page(request: HttpRequest, series_id: int) -> HttpResponse:
     _require(request, *REVIEW_ROLES)
     series = _series(request, series_id)
     try:
-        pair = review_selectors.review_pair_get(
-            series=series,
-            annotation_id=_int(request.GET.get("annotation")),
-            prediction_id=_int(request.GET.get("prediction")),
-        )
+        pair = _pair(request, series)
         numbers = review_selectors.case_review_numbers(pair=pair)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
@@ -156,11 +161,7 @@ def series_review_slice(request: HttpRequest, series_id: int, z: int) -> HttpRes
     _require(request, *REVIEW_ROLES)
     series = _series(request, series_id)
     try:
-        pair = review_selectors.review_pair_get(
-            series=series,
-            annotation_id=_int(request.GET.get("annotation")),
-            prediction_id=_int(request.GET.get("prediction")),
-        )
+        pair = _pair(request, series)
         data = review_rendering.review_slice_png(
             pair=pair,
             z=z,
