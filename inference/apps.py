@@ -1,7 +1,36 @@
-"""App config for inference: job kinds for live progress, navigation and case-page extensions."""
+"""App config for inference: job kinds for live progress, navigation and case-page extensions,
+and the warm-up of the task workers."""
+
+import logging
+import os
+from typing import Any
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger(__name__)
+
+
+def warm_worker(sender: Any = None, proc_name: str = "", **kwargs: Any) -> None:
+    """django-q2's ``post_spawn``, in each new worker process: warm the default queue's
+    workers (inference.services.warmup); the training queue's workers train, they do not
+    predict. A failed warm-up is logged and the worker starts cold, never not at all."""
+    from django.conf import settings
+
+    if os.environ.get("Q_CLUSTER_NAME") == settings.TRAINING_QUEUE:
+        return
+    from strokeaid_site.conf import app_settings
+
+    if not app_settings.WORKER_WARMUP:
+        return
+    from inference.services.warmup import worker_warm_up
+
+    try:
+        took = worker_warm_up()
+    except Exception:
+        logger.warning("worker %s: warm-up failed; it starts cold", proc_name, exc_info=True)
+        return
+    logger.info("worker %s warmed up: %s", proc_name, took or "nothing to load")
 
 
 class InferenceConfig(AppConfig):
@@ -9,6 +38,8 @@ class InferenceConfig(AppConfig):
     verbose_name = _("Inference")
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from accounts.roles import DATA_MANAGER, NEUROLOGIST, REVIEWER
         from annotation.hooks import register_prediction_overlay
         from cases.panels import register_case_action, register_case_panel
@@ -22,6 +53,7 @@ class InferenceConfig(AppConfig):
         from .review.views import case_review_link
         from .views import case_predictions_panel_context
 
+        post_spawn.connect(warm_worker, dispatch_uid="strokeaid-warm-worker")
         register_job_kind("training", selectors.training_run_can_view)
         register_job_kind("prediction", selectors.prediction_can_view)
         register_job_kind("export", export_selectors.export_can_view)

@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "UID_SECRET": None,
     "UID_ROOT": "2.25",
     "DEVICE": "auto",
+    "WORKER_WARMUP": True,
     "JOB_HEARTBEAT_SECONDS": 20.0,
     "JOB_STALE_SECONDS": 90.0,
     "DICOM_AE_TITLE": "STROKEAID",

@@ -346,6 +346,9 @@ STROKEAID = {
     "UID_SECRET": env("STROKEAID_UID_SECRET", default=SECRET_KEY),
     "UID_ROOT": env("STROKEAID_UID_ROOT", default="2.25"),
     "DEVICE": env("STROKEAID_DEVICE", default="auto"),
+    # Each task worker loads the active model and the MNI atlas as it starts (not on the
+    # first prediction it gets).
+    "WORKER_WARMUP": env.bool("STROKEAID_WORKER_WARMUP", default=True),
     # Running jobs touch their row this often; one silent for JOB_STALE_SECONDS is dead.
     "JOB_HEARTBEAT_SECONDS": env.float("STROKEAID_JOB_HEARTBEAT_SECONDS", default=20.0),
     "JOB_STALE_SECONDS": env.float("STROKEAID_JOB_STALE_SECONDS", default=90.0),
